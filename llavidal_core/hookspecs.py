@@ -1,0 +1,43 @@
+"""The hooks a llavidal plugin can implement.
+
+Every hook hands the plugin a `register` callback, as simonw/llm does; a plugin calls it once per thing it
+provides. Implement them with `@llavidal_core.hookimpl` in the module named by your
+`[project.entry-points.llavidal]` entry. Keep the module light: import torch and your models inside the
+factories you register, never at module level, so that `llavidal plugins` stays fast.
+"""
+
+import pluggy
+
+PROJECT_NAME = "llavidal"
+ENTRY_POINT_GROUP = "llavidal"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def llavidal_register_cues(register):
+    """Register cues: ``register(spec, encoder=None)``.
+
+    ``spec`` is a `llavidal_core.CueSpec`. ``encoder`` builds the cue's `CueEncoder`: a class, a factory
+    callable, or an import path ``"package.module:ClassName"`` resolved only when an encoder is needed.
+    """
+
+
+@hookspec
+def llavidal_register_projectors(register):
+    """Register projectors: ``register(name, builder)``.
+
+    ``builder(feature_dim, llm_hidden_size)`` returns an ``nn.Module`` mapping ``(..., feature_dim)`` to
+    ``(..., llm_hidden_size)``. Import torch inside the builder.
+    """
+
+
+@hookspec
+def llavidal_register_commands(register):
+    """Register CLI subcommands: ``register(path, *, help, add_arguments, run)``.
+
+    ``path`` is a tuple of words, e.g. ``("extract", "video")`` for ``llavidal extract video``.
+    ``add_arguments(parser)`` adds argparse arguments; ``run(args)`` does the work and returns an exit
+    code (``None`` means 0). Raise `llavidal_core.LlavidalError` for problems the user can fix.
+    """
