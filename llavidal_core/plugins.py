@@ -323,14 +323,18 @@ class LlavidalPluginManager:
 
 def _add_unique(registry: dict, key: Any, registration: Any, kind: str) -> None:
     if key in registry:
-        first, second = registry[key].source, registration.source
         shown = " ".join(key) if isinstance(key, tuple) else key
         raise DuplicateRegistrationError(
-            f"{kind} {shown!r} is registered twice: by distribution {first.distribution!r} "
-            f"(plugin {first.name!r}) and by distribution {second.distribution!r} (plugin {second.name!r}); "
-            "uninstall one of them, or pick one with LLAVIDAL_LOAD_PLUGINS"
+            f"{kind} {shown!r} is registered twice: by {_describe_source(registry[key].source)} and by "
+            f"{_describe_source(registration.source)}; uninstall one of them, or pick one with LLAVIDAL_LOAD_PLUGINS"
         )
     registry[key] = registration
+
+
+def _describe_source(source: PluginSource) -> str:
+    if source.distribution is None:
+        return f"plugin {source.name!r} (registered in-process)"
+    return f"distribution {source.distribution!r} (plugin {source.name!r})"
 
 
 def _cue_registration(source: PluginSource, spec: Any, encoder: Any = None) -> CueRegistration:
