@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-_CUE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CUE_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -42,7 +42,7 @@ class CueSpec:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not _CUE_NAME.match(self.name):
+        if not isinstance(self.name, str) or not CUE_NAME_PATTERN.match(self.name):
             raise ValueError(
                 f"CueSpec name {self.name!r} must be lower-case letters, digits and underscores, "
                 "starting with a letter"

@@ -1,0 +1,227 @@
+"""The feature store: one safetensors file per video holding every cue's tensor, written atomically.
+
+A store is a folder of ``<video_id>.safetensors`` files. Each file holds one tensor per cue, keyed by the
+cue's name (``video``, ``pose``, ``object``, ...), and string metadata in the safetensors header: per cue
+``"<cue>.<key>"`` (the caller's keys plus ``dtype``, ``shape`` and ``llavidal_version``), and per file
+``format`` and ``format_version``. Reads are memory-mapped. A write replaces the file through a temp file
+and ``os.replace``, so a killed writer leaves either the old file or the new one, never half of one.
+Writing a cue into a file rewrites the whole file, so give each video one writer at a time (sharded
+extraction does: every video belongs to one rank).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+import safetensors
+import torch
+from safetensors.torch import save as serialize_tensors
+
+from llavidal_core import __version__
+from llavidal_core.cues import CUE_NAME_PATTERN
+from llavidal_core.errors import FeatureStoreError
+
+FILE_SUFFIX = ".safetensors"
+TEMP_SUFFIX = ".tmp"
+FORMAT_NAME = "llavidal-features"
+FORMAT_VERSION = "1"
+
+
+def video_id_from_path(path: str | os.PathLike) -> str:
+    """The id of a video file, as the original code cuts it: its name up to the first dot."""
+    video_id = Path(path).name.split(".")[0]
+    if not video_id:
+        raise ValueError(f"{path}: cannot take a video id from this file name (nothing before its first dot)")
+    return video_id
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder, fsync'd, then ``os.replace``.
+
+    On any exception, KeyboardInterrupt included, the temp file is removed and the exception re-raised;
+    ``path`` then still holds whatever it held before.
+    """
+    temp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    handle = open(temp_path, "xb")
+    try:
+        with handle:
+            _write_bytes(handle, data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_path, path)
+    except BaseException:
+        temp_path.unlink(missing_ok=True)
+        raise
+
+
+def _write_bytes(handle: BinaryIO, data: bytes) -> None:
+    handle.write(data)
+
+
+class FeatureStore:
+    """A folder of per-video safetensors feature files."""
+
+    def __init__(self, root: str | os.PathLike, *, create: bool = True) -> None:
+        self.root = Path(root)
+        if create:
+            self.root.mkdir(parents=True, exist_ok=True)
+        elif not self.root.is_dir():
+            raise FeatureStoreError(f"{self.root}: no such feature store folder")
+
+    def __repr__(self) -> str:
+        return f"FeatureStore({str(self.root)!r})"
+
+    # -- paths and listing ------------------------------------------------------------------------------
+
+    def path_for(self, video_id: str) -> Path:
+        """The file that holds ``video_id``'s features (whether or not it exists yet)."""
+        if not _is_valid_video_id(video_id):
+            raise ValueError(
+                f"invalid video id {video_id!r}: it must be a non-empty string without '/' or '\\' "
+                "that does not start with '.'"
+            )
+        return self.root / f"{video_id}{FILE_SUFFIX}"
+
+    def video_ids(self) -> list[str]:
+        """Every video with a feature file, sorted; temp files of unfinished writes are not listed."""
+        return sorted(
+            path.name[: -len(FILE_SUFFIX)]
+            for path in self.root.glob(f"*{FILE_SUFFIX}")
+            if not path.name.startswith(".") and path.is_file()
+        )
+
+    def __contains__(self, video_id: object) -> bool:
+        return isinstance(video_id, str) and _is_valid_video_id(video_id) and self.path_for(video_id).is_file()
+
+    def __len__(self) -> int:
+        return len(self.video_ids())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.video_ids())
+
+    def remove_stale_temp_files(self) -> int:
+        """Delete temp files left by writers that died; returns how many. Run it while nothing writes."""
+        stale = [path for path in self.root.glob(f".*{TEMP_SUFFIX}") if path.is_file()]
+        for path in stale:
+            path.unlink(missing_ok=True)
+        return len(stale)
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    def has(self, video_id: str, cue: str) -> bool:
+        """Whether ``video_id``'s file holds ``cue`` (reads the header only; a corrupt file raises)."""
+        path = self.path_for(video_id)
+        if not path.is_file():
+            return False
+        return cue in self._header(path, video_id)[0]
+
+    def cues(self, video_id: str) -> list[str]:
+        """The cues stored for ``video_id``, sorted."""
+        path = self.path_for(video_id)
+        return sorted(self._header(path, video_id)[0])
+
+    def read(self, video_id: str, cue: str) -> torch.Tensor:
+        """One cue's tensor, memory-mapped, with the dtype and shape it was written with."""
+        path = self.path_for(video_id)
+        with self._open(path, video_id) as handle:
+            _require_cue(path, cue, list(handle.keys()))
+            return handle.get_tensor(cue)
+
+    def read_all(self, video_id: str) -> dict[str, torch.Tensor]:
+        """Every cue's tensor for ``video_id``, by cue name."""
+        path = self.path_for(video_id)
+        with self._open(path, video_id) as handle:
+            return {cue: handle.get_tensor(cue) for cue in handle.keys()}
+
+    def metadata(self, video_id: str, cue: str) -> dict[str, str]:
+        """One cue's metadata, keys without the ``"<cue>."`` prefix."""
+        path = self.path_for(video_id)
+        cues, metadata = self._header(path, video_id)
+        _require_cue(path, cue, cues)
+        return _cue_metadata(metadata, cue)
+
+    @contextmanager
+    def _open(self, path: Path, video_id: str) -> Iterator[safetensors.safe_open]:
+        """``safe_open`` on a llavidal feature file; every failure becomes a `FeatureStoreError`."""
+        if not path.is_file():
+            raise FeatureStoreError(f"{path}: no features for video {video_id!r}")
+        try:
+            handle = safetensors.safe_open(path, framework="pt")
+        except (safetensors.SafetensorError, OSError) as exc:
+            raise FeatureStoreError(f"{path}: not a readable safetensors file ({exc})") from exc
+        with handle:
+            _check_format(path, handle.metadata() or {})
+            yield handle
+
+    def _header(self, path: Path, video_id: str) -> tuple[list[str], dict[str, str]]:
+        with self._open(path, video_id) as handle:
+            return list(handle.keys()), dict(handle.metadata() or {})
+
+    # -- writing ----------------------------------------------------------------------------------------
+
+    def write(self, video_id: str, cue: str, tensor: torch.Tensor,
+              metadata: Mapping[str, str] | None = None) -> Path:
+        """Store ``tensor`` as ``video_id``'s ``cue``, replacing that cue and keeping the file's others.
+
+        The tensor is kept exactly (dtype included), made contiguous and moved to the CPU. ``metadata``
+        values must be strings; the store sets ``dtype``, ``shape`` and ``llavidal_version`` itself
+        (overriding any given under those keys).
+        """
+        path = self.path_for(video_id)
+        if not isinstance(cue, str) or not CUE_NAME_PATTERN.match(cue):
+            raise ValueError(f"invalid cue name {cue!r}: use lower-case letters, digits and underscores, "
+                             "starting with a letter")
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"features for cue {cue!r} of video {video_id!r} must be a torch.Tensor, "
+                            f"got {type(tensor).__name__}")
+        for key, value in (metadata or {}).items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise TypeError(f"metadata of cue {cue!r} must map str keys to str values; "
+                                f"key {key!r} holds a {type(value).__name__}")
+
+        tensors: dict[str, torch.Tensor] = {}
+        header: dict[str, str] = {}
+        if path.is_file():
+            with self._open(path, video_id) as handle:
+                tensors = {name: handle.get_tensor(name) for name in handle.keys() if name != cue}
+                header = {key: value for key, value in (handle.metadata() or {}).items()
+                          if not key.startswith(f"{cue}.")}
+        tensor = tensor.detach().to("cpu").contiguous()
+        tensors[cue] = tensor
+        header.update({"format": FORMAT_NAME, "format_version": FORMAT_VERSION})
+        cue_metadata = dict(metadata or {})
+        cue_metadata.update(dtype=str(tensor.dtype).removeprefix("torch."), shape=json.dumps(list(tensor.shape)),
+                            llavidal_version=__version__)
+        header.update({f"{cue}.{key}": value for key, value in cue_metadata.items()})
+        atomic_write_bytes(path, serialize_tensors(tensors, metadata=header))
+        return path
+
+
+def _is_valid_video_id(video_id: str) -> bool:
+    return bool(video_id) and "/" not in video_id and "\\" not in video_id and not video_id.startswith(".")
+
+
+def _check_format(path: Path, metadata: Mapping[str, str]) -> None:
+    if metadata.get("format") != FORMAT_NAME:
+        raise FeatureStoreError(f"{path}: not a llavidal feature file (its header has no "
+                                f"'format': {FORMAT_NAME!r})")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise FeatureStoreError(f"{path}: written in feature format version {metadata.get('format_version')!r}; "
+                                f"this llavidal reads version {FORMAT_VERSION} (upgrade llavidal-core)")
+
+
+def _require_cue(path: Path, cue: str, cues: list[str]) -> None:
+    if cue not in cues:
+        held = ", ".join(sorted(cues)) or "no cues"
+        raise FeatureStoreError(f"{path}: no {cue!r} features (the file holds: {held})")
+
+
+def _cue_metadata(metadata: Mapping[str, str], cue: str) -> dict[str, str]:
+    prefix = f"{cue}."
+    return {key[len(prefix):]: value for key, value in metadata.items() if key.startswith(prefix)}

@@ -1,0 +1,226 @@
+"""The original code's pickled features: a reader that unpickles numpy arrays and nothing else, a writer,
+and whole-folder import into and export from a `FeatureStore`.
+
+LLAVIDAL / Video-ChatGPT store one numpy array per pickle: ``<id>.pkl`` (video, float16 (356, 1024)),
+``<id>_pose.pkl`` (256, 216) and ``<id>_object.pkl`` (n, 8, 512). A pickle can run any code on load, so
+the reader resolves only the few numpy globals an array needs and refuses every other one before it runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy
+import torch
+from tqdm import tqdm
+
+from llavidal_core.errors import FeatureStoreError, LlavidalError, UnsafePickleError
+from llavidal_core.features import FeatureStore, atomic_write_bytes
+
+LEGACY_SUFFIXES = {"video": "", "pose": "_pose", "object": "_object"}
+LEGACY_EXTENSION = ".pkl"
+LEGACY_PICKLE_PROTOCOL = 4
+LAYOUT_BY_NDIM = {2: "tokens,dim", 3: "items,tokens_per_item,dim"}
+
+# (module, name) a numpy pickle may name -> (numpy submodule, attribute). numpy 1 pickles say
+# ``numpy.core``, numpy 2 pickles ``numpy._core``; both resolve to the installed numpy's objects.
+_NUMPY_GLOBALS = {
+    ("numpy", "ndarray"): ("", "ndarray"),
+    ("numpy", "dtype"): ("", "dtype"),
+    **{(f"numpy.{core}.multiarray", name): ("multiarray", name)
+       for core in ("core", "_core") for name in ("_reconstruct", "scalar")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): ("numeric", "_frombuffer") for core in ("core", "_core")},
+}
+
+
+def _resolve_numpy_global(submodule: str, name: str):
+    if not submodule:
+        return getattr(numpy, name)
+    try:  # numpy 2 (importing its ``numpy.core`` alias would warn)
+        module = importlib.import_module(f"numpy._core.{submodule}")
+    except ImportError:
+        module = importlib.import_module(f"numpy.core.{submodule}")
+    return getattr(module, name)
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Resolves only numpy's array-building globals; any other global is refused before it is called."""
+
+    def __init__(self, file, path: Path) -> None:
+        super().__init__(file)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _NUMPY_GLOBALS:
+            return _resolve_numpy_global(*_NUMPY_GLOBALS[module, name])
+        if (module, name) == ("_codecs", "encode"):  # how protocols 0-2 write bytes
+            return self._encode_latin1
+        if (module, name) in {("builtins", "bytes"), ("__builtin__", "bytes")}:  # ... and empty bytes
+            return self._empty_bytes
+        raise UnsafePickleError(
+            f"{self.path}: refused to load global '{module}.{name}'; a legacy feature pickle may hold "
+            "only a numpy array"
+        )
+
+    def _encode_latin1(self, text: str, encoding: str) -> bytes:
+        if not isinstance(text, str) or encoding != "latin1":
+            raise UnsafePickleError(f"{self.path}: refused '_codecs.encode' with encoding {encoding!r}")
+        return text.encode("latin1")
+
+    @staticmethod
+    def _empty_bytes() -> bytes:
+        return b""
+
+
+def read_legacy_features(path: str | os.PathLike) -> numpy.ndarray:
+    """The numpy array in one legacy ``.pkl`` file, unpickled without running anything but numpy."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        try:
+            loaded = _NumpyOnlyUnpickler(handle, path).load()
+        except UnsafePickleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt pickle can fail in any way
+            raise FeatureStoreError(f"{path}: not a readable pickle ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(loaded, numpy.ndarray):
+        raise FeatureStoreError(f"{path}: holds a {type(loaded).__name__}, not a numpy array")
+    if loaded.dtype.hasobject:
+        raise UnsafePickleError(f"{path}: holds a numpy array of Python objects (dtype {loaded.dtype}), "
+                                "not numbers")
+    return loaded
+
+
+def write_legacy_features(path: str | os.PathLike, array: numpy.ndarray | torch.Tensor) -> None:
+    """Pickle ``array`` to ``path`` as the original code did (protocol 4), atomically."""
+    path = Path(path)
+    if isinstance(array, torch.Tensor):
+        if array.dtype == torch.bfloat16:
+            raise FeatureStoreError(f"{path}: cannot write bfloat16 features as a legacy pickle (numpy has "
+                                    "no bfloat16); convert them to float16 or float32 first")
+        array = array.detach().cpu().numpy()
+    if not isinstance(array, numpy.ndarray):
+        raise FeatureStoreError(f"{path}: legacy features must be a numpy array or tensor, "
+                                f"got {type(array).__name__}")
+    if array.dtype.hasobject:
+        raise FeatureStoreError(f"{path}: legacy features must be numbers, got an array of dtype {array.dtype}")
+    atomic_write_bytes(path, pickle.dumps(array, protocol=LEGACY_PICKLE_PROTOCOL))
+
+
+def _legacy_suffix(cue: str) -> str:
+    if cue not in LEGACY_SUFFIXES:
+        raise FeatureStoreError(f"cue {cue!r} has no legacy .pkl layout; the original code stores only "
+                                f"{', '.join(LEGACY_SUFFIXES)}")
+    return LEGACY_SUFFIXES[cue]
+
+
+def legacy_file_name(video_id: str, cue: str) -> str:
+    """``nasa_13013`` -> ``nasa_13013.pkl`` (video), ``nasa_13013_pose.pkl``, ``nasa_13013_object.pkl``."""
+    return f"{video_id}{_legacy_suffix(cue)}{LEGACY_EXTENSION}"
+
+
+def video_id_from_legacy_name(file_name: str, cue: str) -> str:
+    """The video id in a legacy file name: strip ``.pkl``, then the cue's suffix."""
+    stem_and_suffix = file_name.removesuffix(LEGACY_EXTENSION)
+    suffix = _legacy_suffix(cue)
+    if stem_and_suffix == file_name or not stem_and_suffix.endswith(suffix):
+        raise ValueError(f"{file_name!r} is not a legacy {cue} feature file name (<id>{suffix}{LEGACY_EXTENSION})")
+    video_id = stem_and_suffix[: len(stem_and_suffix) - len(suffix)]
+    if not video_id:
+        raise ValueError(f"{file_name!r} names no video id before {suffix}{LEGACY_EXTENSION}")
+    return video_id
+
+
+def legacy_files(source_dir: Path, cue: str) -> list[Path]:
+    """The cue's ``.pkl`` files in ``source_dir``, sorted. Video files have no suffix, so for the video cue
+    files ending in another cue's suffix (``_pose.pkl``, ``_object.pkl``) are left out."""
+    suffix = _legacy_suffix(cue)
+    other_endings = tuple(f"{other}{LEGACY_EXTENSION}" for other in LEGACY_SUFFIXES.values()
+                          if len(other) > len(suffix) and other.endswith(suffix))
+    return sorted(
+        path for path in source_dir.glob(f"*{suffix}{LEGACY_EXTENSION}")
+        if not path.name.startswith(".") and not path.name.endswith(other_endings) and path.is_file()
+    )
+
+
+@dataclass
+class LegacyFolderReport:
+    """What a folder import or export did: video ids written and skipped, and (file, error) for failures."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ImportReport(LegacyFolderReport):
+    """`import_legacy_folder`'s result; ``skipped`` are videos the store already had the cue for."""
+
+
+class ExportReport(LegacyFolderReport):
+    """`export_legacy_folder`'s result; ``skipped`` are videos whose ``.pkl`` already existed."""
+
+
+_PER_FILE_ERRORS = (LlavidalError, OSError, ValueError)
+
+
+def import_legacy_folder(source_dir: str | os.PathLike, store: FeatureStore, cue: str, *,
+                         overwrite: bool = False) -> ImportReport:
+    """Copy every legacy ``.pkl`` of ``cue`` in ``source_dir`` into ``store``, one file at a time.
+
+    Videos the store already holds the cue for are skipped unless ``overwrite``, so an interrupted import
+    resumes where it stopped. A file that cannot be read is recorded in the report and the rest go on.
+    Arrays keep their dtype and shape (object features stay (n, 8, 512)); metadata ``layout`` names the axes.
+    """
+    source_dir = Path(source_dir)
+    if not source_dir.is_dir():
+        raise FeatureStoreError(f"{source_dir}: no such folder of legacy .pkl features")
+    report = ImportReport()
+    for path in tqdm(legacy_files(source_dir, cue), desc=f"import {cue} .pkl", unit="file", disable=None):
+        try:
+            video_id = video_id_from_legacy_name(path.name, cue)
+            if not overwrite and store.has(video_id, cue):
+                report.skipped.append(video_id)
+                continue
+            array = read_legacy_features(path)
+            if array.ndim not in LAYOUT_BY_NDIM:
+                raise FeatureStoreError(f"{path}: holds a {array.ndim}-D array {array.shape}; legacy features "
+                                        "are (tokens, dim) or (items, tokens_per_item, dim)")
+            try:  # a native-byte-order, writable copy: torch refuses the others
+                features = torch.from_numpy(array.astype(array.dtype.newbyteorder("="), copy=True))
+            except TypeError as exc:
+                raise FeatureStoreError(f"{path}: holds dtype {array.dtype}, which torch cannot store") from exc
+            store.write(video_id, cue, features,
+                        {"layout": LAYOUT_BY_NDIM[array.ndim], "imported_from": path.name})
+            report.written.append(video_id)
+        except _PER_FILE_ERRORS as exc:
+            report.failed.append((str(path), str(exc)))
+    return report
+
+
+def export_legacy_folder(store: FeatureStore, cue: str, target_dir: str | os.PathLike, *,
+                         overwrite: bool = False) -> ExportReport:
+    """Write every stored ``cue`` tensor as the original code's ``.pkl`` into ``target_dir``.
+
+    Existing ``.pkl`` files are skipped unless ``overwrite``; a video that fails is recorded and the rest
+    go on. Each array is written exactly as stored (an imported one comes back as it was imported).
+    """
+    target_dir = Path(target_dir)
+    _legacy_suffix(cue)  # refuse a cue the old layout lacks before creating anything
+    target_dir.mkdir(parents=True, exist_ok=True)
+    report = ExportReport()
+    for video_id in tqdm(store.video_ids(), desc=f"export {cue} .pkl", unit="video", disable=None):
+        try:
+            if not store.has(video_id, cue):
+                continue
+            target = target_dir / legacy_file_name(video_id, cue)
+            if not overwrite and target.exists():
+                report.skipped.append(video_id)
+                continue
+            write_legacy_features(target, store.read(video_id, cue))
+            report.written.append(video_id)
+        except _PER_FILE_ERRORS as exc:
+            report.failed.append((str(store.path_for(video_id)), str(exc)))
+    return report
