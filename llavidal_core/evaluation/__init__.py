@@ -1,0 +1,1 @@
+"""Evaluation: ADLMCQ multiple-choice files, deterministic scoring and accuracy reports."""

@@ -1,0 +1,52 @@
+"""Accuracy with a 95% bootstrap confidence interval, per task and overall, as JSON and Markdown."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+
+BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_SEED = 0
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    accuracy: float
+    ci95: tuple[float, float]
+    n: int
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values["ci95"] = list(self.ci95)
+        return values
+
+
+def bootstrap_accuracy(correct: Sequence[bool], resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> Accuracy:
+    """Mean of ``correct`` and the 2.5/97.5 percentiles of its bootstrap distribution (seeded: reproducible)."""
+    n = len(correct)
+    if n == 0:
+        raise ValueError("no answers to score")
+    hits = [bool(c) for c in correct]
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(hits, k=n)) / n for _ in range(resamples))
+    low = means[int(0.025 * (resamples - 1))]
+    high = means[int(round(0.975 * (resamples - 1)))]
+    return Accuracy(sum(hits) / n, (low, high), n)
+
+
+def accuracy_report(correct_by_task: Mapping[str, Sequence[bool]]) -> dict[str, Accuracy]:
+    """Accuracy per task, plus ``"overall"`` over every answer when there is more than one task."""
+    report = {task: bootstrap_accuracy(correct) for task, correct in correct_by_task.items()}
+    if len(report) > 1:
+        report["overall"] = bootstrap_accuracy([c for correct in correct_by_task.values() for c in correct])
+    return report
+
+
+def markdown_table(report: Mapping[str, Accuracy], label: str = "task") -> str:
+    lines = [f"| {label} | accuracy | 95% CI | n |", "| --- | ---: | ---: | ---: |"]
+    for name, result in report.items():
+        low, high = result.ci95
+        lines.append(f"| {name} | {result.accuracy:.3f} | {low:.3f}–{high:.3f} | {result.n} |")
+    return "\n".join(lines)

@@ -1,0 +1,102 @@
+"""ADLMCQ files in every published schema: the real legacy files and generated ones in the other schemas."""
+
+import json
+
+import pytest
+
+from llavidal_core.evaluation.mcq_files import MCQFormatError, load_mcq_file, parse_numbered_lists
+
+
+def test_reads_the_real_lemma_tc_file(shared_data):
+    path = shared_data / "adlmcq" / "LEGACY-LEMMA-TC.json"
+    loaded = load_mcq_file(path)
+    assert loaded.schema == "lemma-tc-legacy"
+    assert len(loaded.questions) == len(json.loads(path.read_text())) == 528
+    first = loaded.questions[0]
+    assert first.video_id == "28l-12-1-2" and first.answer == "C" and first.choices["C"] == "work-on plant"
+    assert set(first.choices) == set("ABCDEF")
+
+
+def test_reads_the_real_charades_ar_file(shared_data):
+    path = shared_data / "adlmcq" / "LEGACY-Charades-AR.json"
+    raw = json.loads(path.read_text())
+    loaded = load_mcq_file(path)
+    assert loaded.schema == "charades-ar-legacy"
+    assert len(loaded.questions) == len(raw) == 1814
+    for record, question in zip(raw[:50], loaded.questions[:50]):
+        assert question.choices[question.answer] == ", ".join(record["Ground Truth"])
+    summary = loaded.summary()
+    assert summary["num_questions"] == 1814 and sum(summary["answer_distribution"].values()) == 1814
+
+
+def test_numbered_lists_keep_commas_and_brackets_inside_strings():
+    assert parse_numbered_lists("1. ['a, b', 'c'] 2. ['d [x]'] 3. []") == [["a, b", "c"], ["d [x]"], []]
+    with pytest.raises(ValueError, match="jumps"):
+        parse_numbered_lists("1. ['a'] 3. ['b']")
+
+
+def write(tmp_path, data, name="questions.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "record, schema, answer, choice_text",
+    [
+        ({"video_filename": "v1.mp4", "question": "q?", "answer_choices": {"A": "x", "B": "y"},
+          "ground_truth_letter": "B"}, "adlmcq", "B", "y"),
+        ({"video_id": "clips/v1.mp4", "question": "q?", "choices": {"1": "x", "2": "y", "3": "z", "4": "w"},
+          "ground_truth": "z", "output": "earlier", "prediction": "C"}, "smarthome-ar-legacy", "C", "z"),
+        ({"video_path": "/data/tsu/v1_3.mp4", "question": "q?", "options": {"A": "x", "B": "y", "C": "z", "D": "w"},
+          "correct_answer": "D"}, "tsu-tc-legacy", "D", "w"),
+    ],
+    ids=["current", "smarthome", "tsu"],
+)
+def test_other_schemas_as_list_and_as_keyed_object(tmp_path, record, schema, answer, choice_text):
+    for data in ([record, record], {"0": record, "1": record}):
+        loaded = load_mcq_file(write(tmp_path, data))
+        assert loaded.schema == schema and len(loaded.questions) == 2
+        question = loaded.questions[0]
+        assert question.answer == answer and question.choices[answer] == choice_text
+        assert question.video_id == "v1" or question.video_id == "v1_3"
+
+
+def test_unknown_schema_lists_the_fields_found(tmp_path):
+    path = write(tmp_path, [{"clip": "a.mp4", "ask": "q?", "opts": []}])
+    with pytest.raises(MCQFormatError) as error:
+        load_mcq_file(path)
+    assert str(path) in str(error.value) and "['ask', 'clip', 'opts']" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"answer": "G"}, "not one of the choices"),
+        ({"choices": []}, "non-empty object"),
+        ({"choices": {"A": 1}}, "map labels to strings"),
+    ],
+)
+def test_broken_records_name_the_record(tmp_path, bad, message):
+    good = {"video_id": "v", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A"}
+    path = write(tmp_path, [good, good | bad])
+    with pytest.raises(MCQFormatError, match=rf"record '1' \(lemma-tc-legacy\): .*{message}"):
+        load_mcq_file(path)
+
+
+def test_a_record_of_another_schema_in_the_file_is_named(tmp_path):
+    good = {"video_id": "v", "question": "q?", "choices": {"A": "x"}, "answer": "A"}
+    path = write(tmp_path, [good, {"video_id": "v"}])
+    with pytest.raises(MCQFormatError, match=r"record '1' does not follow the lemma-tc-legacy schema"):
+        load_mcq_file(path)
+
+
+def test_not_json_and_missing_file(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("[{")
+    with pytest.raises(MCQFormatError, match="broken.json: not valid JSON"):
+        load_mcq_file(path)
+    with pytest.raises(MCQFormatError, match="no such questions file"):
+        load_mcq_file(tmp_path / "absent.json")
+    with pytest.raises(MCQFormatError, match="holds no questions"):
+        load_mcq_file(write(tmp_path, []))
