@@ -13,22 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
 import safetensors
 import torch
 from safetensors.torch import save as serialize_tensors
 
 from llavidal_core import __version__
+from llavidal_core.atomic_files import TEMP_SUFFIX, atomic_write_bytes
 from llavidal_core.cues import CUE_NAME_PATTERN
 from llavidal_core.errors import FeatureStoreError
 
 FILE_SUFFIX = ".safetensors"
-TEMP_SUFFIX = ".tmp"
 FORMAT_NAME = "llavidal-features"
 FORMAT_VERSION = "1"
 
@@ -39,29 +37,6 @@ def video_id_from_path(path: str | os.PathLike) -> str:
     if not video_id:
         raise ValueError(f"{path}: cannot take a video id from this file name (nothing before its first dot)")
     return video_id
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, fsync'd, then ``os.replace``.
-
-    On any exception, KeyboardInterrupt included, the temp file is removed and the exception re-raised;
-    ``path`` then still holds whatever it held before.
-    """
-    temp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
-    handle = open(temp_path, "xb")
-    try:
-        with handle:
-            _write_bytes(handle, data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_path, path)
-    except BaseException:
-        temp_path.unlink(missing_ok=True)
-        raise
-
-
-def _write_bytes(handle: BinaryIO, data: bytes) -> None:
-    handle.write(data)
 
 
 class FeatureStore:

@@ -30,7 +30,11 @@ from llavidal_core.cues import CueSpec
 from llavidal_core.errors import DuplicateRegistrationError, MissingPluginError, PluginLoadError
 
 CORE_DISTRIBUTION = "llavidal-core"
-BUILTIN_PLUGINS = ("llavidal_core.projectors", "llavidal_core.feature_commands")
+BUILTIN_PLUGINS = (
+    "llavidal_core.projectors",
+    "llavidal_core.feature_commands",
+    "llavidal_core.instruction_commands",
+)
 LOAD_PLUGINS_ENV = "LLAVIDAL_LOAD_PLUGINS"
 STRICT_PLUGINS_ENV = "LLAVIDAL_STRICT_PLUGINS"
 

@@ -90,13 +90,14 @@ def test_two_plugins_with_one_command_are_named_and_plugins_still_lists(capsys, 
 def test_installed_plugins_are_listed_and_broken_ones_reported(distributions):
     distributions.add_cue_plugin("good-plugin", "good")
     distributions.add_cue_plugin("broken-plugin", "broken", raise_at_import="boom at import")
-    result = run_cli("plugins", pythonpath=[distributions.root])
+    only_these = {"LLAVIDAL_LOAD_PLUGINS": "good-plugin,broken-plugin"}  # not whatever else is installed
+    result = run_cli("plugins", env_extra=only_these, pythonpath=[distributions.root])
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("broken-plugin") == 1 and "Traceback" not in result.stderr
     good = next(r for r in json.loads(result.stdout) if r["name"] == "good")
     assert good["distribution"] == "good-plugin" and good["cues"] == ["good"]
 
-    result = run_cli("plugins", "--errors", pythonpath=[distributions.root])
+    result = run_cli("plugins", "--errors", env_extra=only_these, pythonpath=[distributions.root])
     errors = json.loads(result.stdout)
     assert [e["distribution"] for e in errors] == ["broken-plugin"]
     assert "boom at import" in errors[0]["error"]
@@ -104,7 +105,8 @@ def test_installed_plugins_are_listed_and_broken_ones_reported(distributions):
 
 def test_strict_mode_exits_1_naming_the_plugin(distributions):
     distributions.add_cue_plugin("broken-plugin", "broken", raise_at_import="boom")
-    result = run_cli("plugins", env_extra={"LLAVIDAL_STRICT_PLUGINS": "1"}, pythonpath=[distributions.root])
+    result = run_cli("plugins", env_extra={"LLAVIDAL_STRICT_PLUGINS": "1", "LLAVIDAL_LOAD_PLUGINS": "broken-plugin"},
+                     pythonpath=[distributions.root])
     assert result.returncode == 1
     assert "broken-plugin" in result.stderr and "Traceback" not in result.stderr
 

@@ -9,7 +9,7 @@ import pytest
 import safetensors
 import torch
 
-from llavidal_core import __version__, features
+from llavidal_core import __version__, atomic_files
 from llavidal_core.errors import FeatureStoreError
 from llavidal_core.features import FeatureStore, video_id_from_path
 
@@ -203,7 +203,7 @@ def _crash_after_half(exception):
 def test_a_crash_mid_write_leaves_no_file_for_a_new_video(tmp_path, monkeypatch, exception):
     store = FeatureStore(tmp_path)
     write_half_then_fail, seen = _crash_after_half(exception)
-    monkeypatch.setattr(features, "_write_bytes", write_half_then_fail)
+    monkeypatch.setattr(atomic_files, "_write_bytes", write_half_then_fail)
 
     with pytest.raises(type(exception)):
         store.write("new", "video", torch.randn(356, 1024))
@@ -223,7 +223,7 @@ def test_a_crash_mid_write_keeps_the_old_file_exactly(tmp_path, monkeypatch, exc
     store.write("v", "video", video, {"encoder": "clip"})
     old_bytes = store.path_for("v").read_bytes()
     write_half_then_fail, _ = _crash_after_half(exception)
-    monkeypatch.setattr(features, "_write_bytes", write_half_then_fail)
+    monkeypatch.setattr(atomic_files, "_write_bytes", write_half_then_fail)
 
     with pytest.raises(type(exception)):
         store.write("v", "pose", torch.randn(256, 216))
