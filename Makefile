@@ -11,7 +11,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
+	$(BIN)/python -m pip install --quiet -e '.[train,web,test]' $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
 	touch $@
 
 test: install

@@ -7,6 +7,8 @@ says which `CueSpec` its output satisfies and implements `encode_one`, or `encod
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from abc import abstractmethod
 from typing import Any, Sequence
 
@@ -25,6 +27,12 @@ class CueEncoder(
     repo_url="https://github.com/llavidal/llavidal",
 ):
     """Turns raw inputs of one cue (a video path, a skeleton file, frames) into ``(rows, feature_dim)`` tensors."""
+
+    @classmethod
+    def _from_pretrained(cls, **kwargs):
+        # huggingface_hub prints "Loading weights from local directory" on stdout, which belongs to answers
+        with contextlib.redirect_stdout(sys.stderr):
+            return super()._from_pretrained(**kwargs)
 
     @property
     @abstractmethod

@@ -19,8 +19,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def llavidal_register_cues(register):
     """Register cues: ``register(spec, encoder=None)``.
 
-    ``spec`` is a `llavidal_core.CueSpec`. ``encoder`` builds the cue's `CueEncoder`: a class, a factory
-    callable, or an import path ``"package.module:ClassName"`` resolved only when an encoder is needed.
+    ``spec`` is a `llavidal_core.CueSpec`. ``encoder`` is the cue's `CueEncoder` class, best given as an
+    import path ``"package.module:ClassName"`` so that it is imported only when an encoder is needed. The
+    inference pipeline loads an encoder with ``EncoderClass.from_pretrained(id_or_path)``; a plain callable
+    is accepted too and is then called with that id.
     """
 
 

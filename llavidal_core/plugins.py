@@ -34,6 +34,10 @@ BUILTIN_PLUGINS = (
     "llavidal_core.projectors",
     "llavidal_core.feature_commands",
     "llavidal_core.instruction_commands",
+    "llavidal_core.evaluation_commands",
+    "llavidal_core.conversion_commands",
+    "llavidal_core.training_commands",
+    "llavidal_core.inference_commands",
 )
 LOAD_PLUGINS_ENV = "LLAVIDAL_LOAD_PLUGINS"
 STRICT_PLUGINS_ENV = "LLAVIDAL_STRICT_PLUGINS"

@@ -23,10 +23,6 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE_PLUGIN = REPO_ROOT / "tests" / "example_plugin"
-
-
 class DistributionFactory:
     """Lays out installed distributions (dist-info + modules) in a folder, as pip would, for entry-point tests."""
 

@@ -24,12 +24,6 @@ FAKE_CUE_SPEC = CueSpec(
 )
 
 
-def build_fake_cue_encoder(**options):
-    from llavidal_core.testing.fake_cue_encoder import FakeCueEncoder
-
-    return FakeCueEncoder(**options)
-
-
 def seed_for(raw) -> int:
     """A stable seed for any input, whatever the process (unlike ``hash``)."""
     return zlib.crc32(str(raw).encode("utf-8"))
@@ -42,4 +36,4 @@ class FakeCuePlugin:
 
     @hookimpl
     def llavidal_register_cues(self, register):
-        register(FAKE_CUE_SPEC, encoder=build_fake_cue_encoder)
+        register(FAKE_CUE_SPEC, encoder="llavidal_core.testing.fake_cue_encoder:FakeCueEncoder")

@@ -5,6 +5,7 @@
 - ``fake_cue_plugins``: the same, with the fake cue registered.
 - ``tiny_llm_dir``: a directory holding a tiny random Llama and its tokenizer (made once per session).
 - ``tiny_llm``: ``(model, tokenizer)`` loaded from ``tiny_llm_dir`` with ``from_pretrained``.
+- ``offline_hub``: an `OfflineHub` cache, active and offline for the test: ``offline_hub.add("org/name", dir)``.
 
 Heavy imports happen inside the fixtures, so merely having llavidal-core installed costs pytest nothing.
 """
@@ -46,3 +47,12 @@ def tiny_llm(tiny_llm_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return AutoModelForCausalLM.from_pretrained(tiny_llm_dir).eval(), AutoTokenizer.from_pretrained(tiny_llm_dir)
+
+
+@pytest.fixture
+def offline_hub(tmp_path, monkeypatch):
+    from llavidal_core.testing.offline_hub import OfflineHub
+
+    hub = OfflineHub(tmp_path / "hub-cache")
+    hub.activate(monkeypatch)
+    return hub

@@ -5,11 +5,14 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from conftest import EXAMPLE_PLUGIN, REPO_ROOT
+REPO_ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE_PLUGIN = REPO_ROOT / "tests" / "example_plugin"
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,338 @@
+"""The training dataset: instruction samples joined with their cues' features, checked once at set-up.
+
+Samples come from an ADL-X style file, or from a raw Video-ChatGPT ``[{video_id, q, a}]`` file converted with
+the original's rule on reading (`read_training_samples`).
+
+Each cue's features come from a `FeatureStore` (keyed by the sample's video id) or a folder of the original's
+legacy ``.pkl`` files (the file named by the record's field for that cue, e.g. ``"object":
+"<id>_object.pkl"``). At set-up every sample is pre-scanned, and the outcome is counted in a `DataReport`:
+
+- placeholders of cues the run does not use are removed from the text;
+- a used cue whose feature file is missing is dropped from the sample (its placeholder removed), or, with
+  ``missing_cue="zeros"``, gets zero features as the original does ((356, 1024) video, (256, 216) pose,
+  (8, 512) object: one item for cues with per-item rows);
+- a sample that names cues but has features for none of the used ones is skipped (a sample that names no
+  cue at all is text-only instruction data and is kept);
+- a sample whose tokens do not fit ``model_max_length`` without cutting a placeholder run is skipped.
+
+Nothing is skipped silently: the report says how many samples went and why. Modality dropout zeroes a cue's
+features for a sample with the cue's probability, drawn from (seed, epoch, sample, cue), so a resumed or
+distributed run draws the same. Object features ``(n, 8, 512)`` are flattened to ``(8n, 512)``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from llavidal_core.cues import CueSpec
+from llavidal_core.data.instructions import (InstructionFormatError, InstructionSample, convert_videoinstruct,
+                                             parse_instruction_record, read_instruction_file)
+from llavidal_core.errors import FeatureStoreError, LlavidalError
+from llavidal_core.features import FILE_SUFFIX, FeatureStore
+from llavidal_core.legacy_features import LEGACY_EXTENSION, LEGACY_SUFFIXES, read_legacy_features
+from llavidal_core.processing import LlavidalProcessor, SequenceTooLongError
+
+MISSING_CUE_POLICIES = ("drop", "zeros")
+SKIP_ALL_CUES_MISSING = "all cue features missing"
+SKIP_NO_USED_CUE = "names only cues this run does not use"
+SKIP_TOO_LONG = "too long for model_max_length"
+
+
+def read_training_samples(path: str | Path) -> list[InstructionSample]:
+    """The samples of an ADL-X style file, or of a raw Video-ChatGPT ``[{video_id, q, a}]`` file converted with
+    the original's rule (`convert_videoinstruct`: ``q\n<video>`` for even records, ``<video>\nq`` for odd)."""
+    try:
+        return read_instruction_file(path)
+    except InstructionFormatError:
+        raw = _videoinstruct_records(Path(path))
+        if raw is None:
+            raise
+    return [parse_instruction_record(record, index) for index, record in enumerate(convert_videoinstruct(raw))]
+
+
+def _videoinstruct_records(path: Path) -> list | None:
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(records, list) and records and all(
+            isinstance(r, dict) and {"video_id", "q", "a"} <= set(r) and "conversations" not in r for r in records):
+        return records
+    return None
+
+
+# -- feature sources ---------------------------------------------------------------------------------------------
+
+class StoreFeatureSource:
+    """One cue's features in a feature store, looked up by the sample's video id."""
+
+    shape_is_cheap = True  # from the safetensors header
+
+    def __init__(self, store: FeatureStore, cue: str):
+        self.store, self.cue = store, cue
+
+    def describe(self, sample: InstructionSample) -> str:
+        return f"{self.store.path_for(sample.video_id)} [{self.cue}]"
+
+    def has(self, sample: InstructionSample) -> bool:
+        return sample.video_id in self.store and self.store.has(sample.video_id, self.cue)
+
+    def shape(self, sample: InstructionSample) -> tuple[int, ...]:
+        return tuple(json.loads(self.store.metadata(sample.video_id, self.cue)["shape"]))
+
+    def read(self, sample: InstructionSample) -> torch.Tensor:
+        return self.store.read(sample.video_id, self.cue)
+
+
+class LegacyFeatureSource:
+    """One cue's features in a folder of legacy ``.pkl`` files, read with the numpy-only unpickler."""
+
+    shape_is_cheap = False  # the whole pickle must be read
+
+    def __init__(self, folder: Path, cue: str):
+        self.folder, self.cue = folder, cue
+
+    def path(self, sample: InstructionSample) -> Path:
+        name = sample.feature_files.get(self.cue)
+        if name is None:
+            name = f"{sample.video_id}{LEGACY_SUFFIXES.get(self.cue, '_' + self.cue)}{LEGACY_EXTENSION}"
+        return self.folder / name
+
+    def describe(self, sample: InstructionSample) -> str:
+        return str(self.path(sample))
+
+    def has(self, sample: InstructionSample) -> bool:
+        return self.path(sample).is_file()
+
+    def shape(self, sample: InstructionSample) -> tuple[int, ...]:
+        return tuple(read_legacy_features(self.path(sample)).shape)
+
+    def read(self, sample: InstructionSample) -> torch.Tensor:
+        return torch.from_numpy(read_legacy_features(self.path(sample)))
+
+
+def open_feature_source(folder: str | Path, cue: str) -> StoreFeatureSource | LegacyFeatureSource:
+    """A feature store when ``folder`` holds ``*.safetensors`` files, else a legacy ``.pkl`` folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FeatureStoreError(f"cue {cue!r}: no such features folder {folder}")
+    if any(path.name.endswith(FILE_SUFFIX) and not path.name.startswith(".") for path in folder.iterdir()):
+        return StoreFeatureSource(FeatureStore(folder, create=False), cue)
+    return LegacyFeatureSource(folder, cue)
+
+
+# -- the pre-scan report ------------------------------------------------------------------------------------------
+
+@dataclass
+class DataReport:
+    """What the pre-scan found: samples read and kept, skips by reason, per-cue drops and zero fills."""
+
+    samples: int = 0
+    kept: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    missing_dropped: Counter = field(default_factory=Counter)
+    missing_zero_filled: Counter = field(default_factory=Counter)
+    unused_placeholders_removed: Counter = field(default_factory=Counter)
+    skipped_examples: dict = field(default_factory=dict)
+
+    @property
+    def num_skipped(self) -> int:
+        return sum(self.skipped.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples, "kept": self.kept, "skipped": self.num_skipped,
+            "skipped_by_reason": dict(self.skipped),
+            "missing_cue_dropped": dict(self.missing_dropped),
+            "missing_cue_zero_filled": dict(self.missing_zero_filled),
+            "unused_placeholders_removed": dict(self.unused_placeholders_removed),
+            "skipped_examples": dict(self.skipped_examples),
+        }
+
+    def lines(self) -> list[str]:
+        lines = [f"data: {self.kept} of {self.samples} samples kept, {self.num_skipped} skipped"]
+        for reason, count in sorted(self.skipped.items()):
+            lines.append(f"  skipped ({reason}): {count}, e.g. {self.skipped_examples[reason]}")
+        for label, counts in (("missing feature file, placeholder dropped", self.missing_dropped),
+                              ("missing feature file, zero features", self.missing_zero_filled),
+                              ("placeholder of an unused cue removed", self.unused_placeholders_removed)):
+            for cue, count in sorted(counts.items()):
+                lines.append(f"  {label} [{cue}]: {count}")
+        return lines
+
+    def skip(self, reason: str, sample: InstructionSample) -> None:
+        self.skipped[reason] += 1
+        self.skipped_examples.setdefault(reason, f"sample {sample.index} ({sample.sample_id})")
+
+
+@dataclass(frozen=True)
+class PreparedSample:
+    """A kept sample: its conversation with the placeholders it keeps, and where each cue's rows come from."""
+
+    sample: InstructionSample
+    conversation: tuple[dict[str, str], ...]
+    cue_sources: dict[str, str]  # cue -> "file" | "zeros"
+    num_tokens: int
+
+
+# -- the dataset ------------------------------------------------------------------------------------------------
+
+class InstructionDataset(torch.utils.data.Dataset):
+    """Samples ready for `InstructionCollator`: ``{"conversation", "cue_features": {cue: (rows, dim)}}``.
+
+    Args:
+        samples: the instruction file's samples.
+        processor: the processor of the model (its cues may be more than ``cues``).
+        sources: ``{cue: feature source}`` for every cue in ``cues``.
+        cues: the cues this run uses; placeholders of every other cue the processor knows (and of
+            ``other_placeholders``) are removed from the text.
+        missing_cue: ``"drop"`` or ``"zeros"``.
+        dropout: ``{cue: probability}`` of zeroing a cue's features for a sample.
+        seed: seeds the dropout draws.
+    """
+
+    def __init__(self, samples: Sequence[InstructionSample], processor: LlavidalProcessor,
+                 sources: Mapping[str, Any], cues: Sequence[str], *, missing_cue: str = "drop",
+                 dropout: Mapping[str, float] | None = None, seed: int = 0,
+                 other_placeholders: Mapping[str, str] | None = None):
+        if missing_cue not in MISSING_CUE_POLICIES:
+            raise ValueError(f"missing_cue must be one of {MISSING_CUE_POLICIES}, got {missing_cue!r}")
+        specs = {spec.name: spec for spec in processor.cues}
+        unknown = [cue for cue in cues if cue not in specs]
+        if unknown:
+            raise ValueError(f"cues {unknown} are not among the processor's cues {list(specs)}")
+        self.processor = processor
+        self.cues = tuple(cues)
+        self.specs = {cue: specs[cue] for cue in self.cues}
+        self.sources = {cue: sources[cue] for cue in self.cues}
+        self.missing_cue = missing_cue
+        self.dropout = {cue: float(p) for cue, p in (dropout or {}).items() if p}
+        self.seed = seed
+        self.epoch = 0
+        placeholders = {spec.placeholder: spec.name for spec in processor.cues}
+        placeholders.update({p: c for p, c in (other_placeholders or {}).items() if p not in placeholders})
+        self.unused_placeholders = {p: c for p, c in placeholders.items() if c not in self.cues}
+        self.report = DataReport()
+        self.items = [item for item in (self._prepare(sample) for sample in samples) if item is not None]
+        self.report.samples, self.report.kept = len(samples), len(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Give the modality dropout a new draw per epoch (the trainer calls this)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.items[index]
+        features = {}
+        for cue, origin in item.cue_sources.items():
+            if origin == "zeros":
+                tensor = self.zero_features(cue)
+            else:
+                tensor = self._read(item.sample, cue)
+            if self._drops(index, cue):
+                tensor = torch.zeros_like(tensor)
+            features[cue] = tensor
+        return {"conversation": item.conversation, "cue_features": features}
+
+    def zero_features(self, cue: str) -> torch.Tensor:
+        spec = self.specs[cue]
+        return torch.zeros(spec.num_tokens or spec.tokens_per_item, spec.feature_dim)
+
+    # -- set-up --------------------------------------------------------------------------------------------
+
+    def _prepare(self, sample: InstructionSample) -> PreparedSample | None:
+        remove = set()
+        for placeholder, cue in self.unused_placeholders.items():
+            if sample.mentions(placeholder):
+                self.report.unused_placeholders_removed[cue] += 1
+                remove.add(placeholder)
+        named = [cue for cue in self.cues if sample.mentions(self.specs[cue].placeholder)]
+        if not named:
+            if remove:
+                self.report.skip(SKIP_NO_USED_CUE, sample)
+                return None
+            return self._encoded(sample, sample.conversation, {}, {})  # a text-only sample
+        present = [cue for cue in named if self.sources[cue].has(sample)]
+        if not present:
+            self.report.skip(SKIP_ALL_CUES_MISSING, sample)
+            return None
+        origins, rows = {}, {}
+        for cue in named:
+            if cue in present:
+                origins[cue], rows[cue] = "file", self._rows(sample, cue)
+            elif self.missing_cue == "zeros":
+                self.report.missing_zero_filled[cue] += 1
+                origins[cue], rows[cue] = "zeros", self.processor.cue_rows(cue, self.zero_features(cue))
+            else:
+                self.report.missing_dropped[cue] += 1
+                remove.add(self.specs[cue].placeholder)
+        conversation = tuple({"from": turn["from"], "value": _remove_all(turn["value"], remove)}
+                             for turn in sample.conversation)
+        return self._encoded(sample, conversation, origins, rows)
+
+    def _encoded(self, sample, conversation, origins, rows) -> PreparedSample | None:
+        try:
+            encoded = self.processor.encode(conversation, rows, sample_index=sample.index)
+        except SequenceTooLongError:
+            self.report.skip(SKIP_TOO_LONG, sample)
+            return None
+        except ValueError as exc:
+            raise LlavidalError(f"sample {sample.index} ({sample.sample_id}): {exc}") from None
+        return PreparedSample(sample, conversation, origins, len(encoded.input_ids))
+
+    def _rows(self, sample: InstructionSample, cue: str) -> int:
+        """The cue's row count; a legacy pickle of a fixed-size cue is not read for it (that is checked on use)."""
+        source, spec = self.sources[cue], self.specs[cue]
+        if spec.num_tokens is not None and not source.shape_is_cheap:
+            return spec.num_tokens
+        shape = source.shape(sample)
+        try:
+            return self.processor.cue_rows(cue, torch.empty(shape, device="meta"))
+        except ValueError as exc:
+            raise FeatureStoreError(f"{source.describe(sample)}: {exc}") from None
+
+    def _read(self, sample: InstructionSample, cue: str) -> torch.Tensor:
+        source = self.sources[cue]
+        tensor = source.read(sample)
+        try:
+            self.processor.cue_rows(cue, tensor)
+        except ValueError as exc:
+            raise FeatureStoreError(f"{source.describe(sample)}: {exc}") from None
+        return tensor.reshape(-1, self.specs[cue].feature_dim).float()
+
+    def _drops(self, index: int, cue: str) -> bool:
+        probability = self.dropout.get(cue, 0.0)
+        if not probability:
+            return False
+        return random.Random(f"{self.seed}/{self.epoch}/{index}/{cue}").random() < probability
+
+
+def _remove_all(text: str, placeholders: set[str]) -> str:
+    for placeholder in placeholders:
+        text = text.replace(placeholder, "")
+    return text
+
+
+class InstructionCollator:
+    """Batches `InstructionDataset` items with the processor: padded ids, labels and stacked features."""
+
+    def __init__(self, processor: LlavidalProcessor):
+        self.processor = processor
+
+    def __call__(self, items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return self.processor([item["conversation"] for item in items],
+                              [item["cue_features"] for item in items])
+
+
+def placeholders_of(specs: Sequence[CueSpec]) -> dict[str, str]:
+    """``{placeholder: cue}`` of ``specs``."""
+    return {spec.placeholder: spec.name for spec in specs}

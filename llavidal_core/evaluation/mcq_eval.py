@@ -1,0 +1,67 @@
+"""Running a model over ADLMCQ files: features per video from a feature store, a prediction per question,
+accuracy per task and overall with 95% bootstrap intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from tqdm.auto import tqdm
+
+from llavidal_core.evaluation.accuracy import accuracy_report, markdown_table
+from llavidal_core.evaluation.mcq_files import MCQFile
+from llavidal_core.evaluation.mcq_scoring import MCQPrediction, score_by_generation, score_by_log_likelihood
+
+
+@dataclass
+class MCQEvaluation:
+    predictions: list[MCQPrediction] = field(default_factory=list)
+    missing_features: dict[str, list[str]] = field(default_factory=dict)  # task -> question ids skipped
+
+    def report(self) -> dict:
+        by_task: dict[str, list[bool]] = {}
+        for prediction in self.predictions:
+            by_task.setdefault(prediction.task, []).append(prediction.correct)
+        accuracies = accuracy_report(by_task) if by_task else {}
+        return {
+            "accuracy": {task: result.to_dict() for task, result in accuracies.items()},
+            "skipped_missing_features": {task: len(ids) for task, ids in self.missing_features.items()},
+            "markdown": markdown_table(accuracies) if accuracies else "",
+        }
+
+    def prediction_records(self) -> list[dict]:
+        return [asdict(p) | {"correct": p.correct} for p in self.predictions]
+
+
+def cue_features_for(store, video_id: str, cue_names: Sequence[str]) -> dict:
+    """The features the store holds for ``video_id`` among ``cue_names`` (objects flattened to rows)."""
+    if video_id not in store:
+        return {}
+    features = {}
+    for cue in cue_names:
+        if store.has(video_id, cue):
+            tensor = store.read(video_id, cue)
+            features[cue] = tensor.reshape(-1, tensor.shape[-1])
+    return features
+
+
+def evaluate_mcq(model, processor, files: Sequence[MCQFile], store, *, mode: str = "loglik",
+                 normalize: str = "mean", limit: int | None = None) -> MCQEvaluation:
+    """Predict every question of ``files`` whose video has at least one of the model's cues in ``store``."""
+    cue_names = [spec.name for spec in processor.cues]
+    evaluation = MCQEvaluation()
+    questions = [q for mcq_file in files for q in mcq_file.questions[:limit]]
+    cache: dict[str, dict] = {}
+    for question in tqdm(questions, desc="MCQ", unit="question"):
+        if question.video_id not in cache:
+            cache = {question.video_id: cue_features_for(store, question.video_id, cue_names)}
+        features = cache[question.video_id]
+        if not features:
+            evaluation.missing_features.setdefault(question.task, []).append(question.question_id)
+            continue
+        if mode == "loglik":
+            prediction = score_by_log_likelihood(model, processor, question, features, normalize)
+        else:
+            prediction = score_by_generation(model, processor, question, features)
+        evaluation.predictions.append(prediction)
+    return evaluation

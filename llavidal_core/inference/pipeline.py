@@ -1,0 +1,300 @@
+"""`LlavidalPipeline`: raw inputs (a video, a skeleton file, ...) and a question in, an answer out.
+
+``LlavidalPipeline.from_pretrained(repo_or_dir)`` loads the model, its processor and, through the installed
+plugins, the encoder of every cue the model was trained with (the encoder ids are recorded in the model's
+config, ``cue_encoders``; pass ``encoders=`` to override). Calls take one sample or lists (batched,
+left-padded generation), raw inputs or precomputed features, and decode greedily unless asked otherwise.
+A cue whose input is not given for a sample is left out of that sample's prompt, with a warning.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from llavidal_core.errors import LlavidalError, MissingPluginError
+from llavidal_core.inference.stopping import StopOnTokenSequences, cut_at_stop, stop_token_sequences
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How answers are decoded: greedy by default, so that the same question gives the same answer."""
+
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        if self.max_new_tokens <= 0:
+            raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        return kwargs
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_dtype(device: str | torch.device) -> torch.dtype:
+    """float32 on CPU; bfloat16 on a GPU that supports it, else float16."""
+    if torch.device(device).type != "cuda":
+        return torch.float32
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def load_cue_encoder(cue: str, encoder: Any, device: str | torch.device):
+    """An encoder instance for ``cue``: ``encoder`` itself, or loaded by id through the cue's plugin."""
+    if isinstance(encoder, torch.nn.Module):
+        return encoder.to(device).eval()
+    from llavidal_core.plugins import get_plugin_manager
+
+    factory = get_plugin_manager().cue(cue).encoder_factory()
+    loaded = factory.from_pretrained(encoder) if hasattr(factory, "from_pretrained") else factory(encoder)
+    return loaded.to(device).eval()
+
+
+class LlavidalPipeline:
+    def __init__(self, model, processor, encoders: Mapping[str, Any] | None = None,
+                 settings: GenerationSettings | None = None):
+        self.model = model.eval()
+        self.processor = processor
+        self.encoders = dict(encoders or {})
+        self.settings = settings or GenerationSettings()
+        self.cue_names = tuple(spec.name for spec in processor.cues)
+        self.encoder_calls = 0  # how many times a cue encoder ran (chat reuses features)
+
+    @classmethod
+    def from_pretrained(cls, model_id: str | Path, *, device: str | None = None, dtype: torch.dtype | str | None = None,
+                        encoders: Mapping[str, Any] | None = None, load_encoders: bool = True,
+                        **hub_kwargs) -> "LlavidalPipeline":
+        """Load a llavidal model folder or Hub repo, its processor, and its cue encoders.
+
+        ``encoders`` maps a cue to an encoder id, path or instance, overriding the config's ``cue_encoders``.
+        With ``load_encoders=False`` only precomputed features can be used.
+        """
+        from transformers import AutoModelForCausalLM
+
+        import llavidal_core.modeling  # noqa: F401 - registers the llavidal model type
+        from llavidal_core.processing import LlavidalProcessor
+
+        device = device or default_device()
+        dtype = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(device))
+        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, **hub_kwargs).to(device)
+        processor = LlavidalProcessor.from_pretrained(model_id, **hub_kwargs)
+        chosen = dict(model.config.cue_encoders) | dict(encoders or {})
+        unknown = sorted(set(chosen) - set(model.config.cue_names))
+        if unknown:
+            raise LlavidalError(f"encoders given for cues {unknown} that the model {model_id} does not have "
+                                f"(its cues: {list(model.config.cue_names)})")
+        loaded = {}
+        if load_encoders:
+            loaded = {cue: load_cue_encoder(cue, encoder, device) for cue, encoder in chosen.items()}
+        return cls(model, processor, loaded)
+
+    # -- features --------------------------------------------------------------------------------------------
+
+    def compute_features(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, torch.Tensor]]:
+        """Each sample's features, running each cue's encoder once over all samples that have that cue."""
+        per_sample: list[dict[str, torch.Tensor]] = [{} for _ in inputs]
+        unknown = sorted({cue for sample in inputs for cue in sample} - set(self.cue_names))
+        if unknown:
+            raise LlavidalError(f"inputs given for cues {unknown} that the model does not have "
+                                f"(its cues: {list(self.cue_names)})")
+        for cue in self.cue_names:
+            indices = [i for i, sample in enumerate(inputs) if sample.get(cue) is not None]
+            if not indices:
+                continue
+            if cue not in self.encoders:
+                raise MissingPluginError(
+                    f"no encoder is loaded for the cue {cue!r}: the model names none (cue_encoders) and none was "
+                    f"given; pass encoders={{{cue!r}: ID}} or precomputed features"
+                )
+            raws = [inputs[i][cue] for i in indices]
+            for raw in raws:
+                if isinstance(raw, (str, Path)) and not Path(raw).exists():
+                    raise LlavidalError(f"{raw}: no such file (input of the {cue!r} cue)")
+            with torch.no_grad():
+                encoded = self.encoders[cue].encode(raws)
+            self.encoder_calls += 1
+            for i, features in zip(indices, encoded):
+                per_sample[i][cue] = features
+        return per_sample
+
+    def _check_features(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        unknown = sorted(set(features) - set(self.cue_names))
+        if unknown:
+            raise LlavidalError(f"inputs or features given for cues {unknown} that the model does not have "
+                                f"(its cues: {list(self.cue_names)})")
+        return {cue: tensor.reshape(-1, tensor.shape[-1]) for cue, tensor in features.items()}
+
+    def _warn_missing(self, features_list: Sequence[Mapping[str, torch.Tensor]]) -> None:
+        for index, features in enumerate(features_list):
+            missing = [cue for cue in self.cue_names if cue not in features]
+            if missing:
+                warnings.warn(f"sample {index}: no input for the cue(s) {missing}; they are left out of its prompt",
+                              stacklevel=3)
+
+    # -- prompts and generation ----------------------------------------------------------------------------
+
+    def user_message(self, question: str, features: Mapping[str, torch.Tensor]) -> str:
+        """The question followed by the placeholders of the cues present, as LLAVIDAL's inference writes it."""
+        if not isinstance(question, str) or not question.strip():
+            raise ValueError("the question is empty")
+        placeholders = "".join(spec.placeholder for spec in self.processor.cues if spec.name in features)
+        return f"{question.strip()}\n{placeholders}" if placeholders else question.strip()
+
+    def _prepare(self, conversations, features_list):
+        batch = self.processor(conversations, features_list, add_generation_prompt=True)
+        parameter = next(self.model.parameters())
+        return {
+            "input_ids": batch["input_ids"].to(parameter.device),
+            "attention_mask": batch["attention_mask"].to(parameter.device),
+            "cue_features": {c: t.to(parameter.device, parameter.dtype) for c, t in batch["cue_features"].items()},
+            "cue_feature_masks": {c: t.to(parameter.device) for c, t in batch["cue_feature_masks"].items()},
+        }
+
+    def _stop_sequences(self, settings: GenerationSettings) -> list[list[int]]:
+        tokenizer = self.processor.tokenizer
+        sequences = stop_token_sequences(tokenizer, settings.stop) if settings.stop else []
+        if tokenizer.eos_token_id is not None:
+            sequences.append([tokenizer.eos_token_id])
+        return sequences
+
+    def generate_answers(self, conversations: Sequence[Sequence[Mapping[str, str]]],
+                         features_list: Sequence[Mapping[str, torch.Tensor]],
+                         settings: GenerationSettings | None = None) -> list[str]:
+        """Answer the last user turn of each conversation, in one left-padded batch."""
+        settings = settings or self.settings
+        inputs = self._prepare(conversations, features_list)
+        prompt_length = inputs["input_ids"].shape[1]
+        stops = self._stop_sequences(settings)
+        tokenizer = self.processor.tokenizer
+        with torch.no_grad():
+            output = self.model.generate(
+                **inputs, **settings.generate_kwargs(),
+                stopping_criteria=[StopOnTokenSequences(stops, prompt_length)],
+                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+            )
+        answers = []
+        for row in output[:, prompt_length:].tolist():
+            answers.append(tokenizer.decode(cut_at_stop(row, stops), skip_special_tokens=True).strip())
+        return answers
+
+    def stream_answer(self, conversation: Sequence[Mapping[str, str]], features: Mapping[str, torch.Tensor],
+                      settings: GenerationSettings | None = None) -> Iterator[str]:
+        """Yield the answer to one conversation piece by piece as it is generated (stop strings held back)."""
+        from transformers import TextIteratorStreamer
+
+        settings = settings or self.settings
+        inputs = self._prepare([conversation], [features])
+        stops = self._stop_sequences(settings)
+        tokenizer = self.processor.tokenizer
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        errors: list[BaseException] = []
+
+        def run():
+            try:
+                with torch.no_grad():
+                    self.model.generate(**inputs, **settings.generate_kwargs(), streamer=streamer,
+                                        stopping_criteria=[StopOnTokenSequences(stops, inputs["input_ids"].shape[1])],
+                                        pad_token_id=tokenizer.pad_token_id)
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
+                errors.append(exc)
+                streamer.end()
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        yield from _hold_back_stop_strings(streamer, settings.stop)
+        thread.join()
+        if errors:
+            raise errors[0]
+
+    # -- the user-facing call ---------------------------------------------------------------------------------
+
+    def _samples(self, video, inputs, features) -> tuple[list[dict[str, torch.Tensor]], bool]:
+        """Per-sample features from ``video=`` / ``inputs=`` / ``features=``, and whether one sample was given."""
+        single = not isinstance(video, (list, tuple)) and not isinstance(inputs, (list, tuple)) \
+            and not isinstance(features, (list, tuple))
+        videos = list(video) if isinstance(video, (list, tuple)) else ([video] if video is not None else [])
+        input_list = list(inputs) if isinstance(inputs, (list, tuple)) else ([inputs] if inputs is not None else [])
+        feature_list = list(features) if isinstance(features, (list, tuple)) else (
+            [features] if features is not None else [])
+        count = max(len(videos), len(input_list), len(feature_list), 1)
+        for name, values in (("video", videos), ("inputs", input_list), ("features", feature_list)):
+            if values and len(values) != count:
+                raise ValueError(f"{name} has {len(values)} entries but the batch has {count} samples")
+        raw = [dict(input_list[i]) if input_list else {} for i in range(count)]
+        for i, path in enumerate(videos):
+            raw[i]["video"] = path
+        computed = self.compute_features(raw) if any(raw) else [{} for _ in range(count)]
+        for i in range(count):
+            if feature_list:
+                computed[i].update(feature_list[i])
+            computed[i] = self._check_features(computed[i])
+        return computed, single
+
+    def __call__(self, video=None, question: str | Sequence[str] | None = None, *, inputs=None, features=None,
+                 stream: bool = False, **settings: Any):
+        """Answer ``question`` about ``video`` (and any other cue's ``inputs``, or precomputed ``features``).
+
+        Lists of videos / inputs / features / questions are answered as one batch (a single question is
+        asked of every sample); the result is then a list. ``stream=True`` (one sample) returns an iterator of
+        text pieces. ``settings`` are `GenerationSettings` fields (``max_new_tokens``, ``do_sample``,
+        ``temperature``, ``top_p``, ``stop``).
+        """
+        if question is None:
+            raise ValueError("the question is empty")
+        generation = replace(self.settings, **{k: tuple(v) if k == "stop" else v for k, v in settings.items()})
+        features_list, single = self._samples(video, inputs, features)
+        questions = [question] * len(features_list) if isinstance(question, str) else list(question)
+        if len(questions) != len(features_list):
+            raise ValueError(f"{len(questions)} questions for {len(features_list)} samples")
+        if isinstance(question, (list, tuple)):
+            single = False
+        self._warn_missing(features_list)
+        conversations = [[{"from": "human", "value": self.user_message(q, f)}]
+                         for q, f in zip(questions, features_list)]
+        if stream:
+            if len(conversations) != 1:
+                raise ValueError("stream=True answers one sample at a time")
+            return self.stream_answer(conversations[0], features_list[0], generation)
+        answers = self.generate_answers(conversations, features_list, generation)
+        return answers[0] if single else answers
+
+    def chat(self, video=None, *, inputs: Mapping[str, Any] | None = None,
+             features: Mapping[str, torch.Tensor] | None = None):
+        """A multi-turn conversation about one sample; its features are computed once."""
+        from llavidal_core.inference.chat import ChatSession
+
+        return ChatSession(self, video=video, inputs=inputs, features=features)
+
+
+def _hold_back_stop_strings(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
+    """Pass text through, holding back any tail that could start a stop string; end at the first stop string."""
+    if not stop:
+        yield from pieces
+        return
+    pending = ""
+    longest = max(len(s) for s in stop)
+    for piece in pieces:
+        pending += piece
+        hits = [pending.find(s) for s in stop if s in pending]
+        if hits:
+            yield pending[: min(hits)]
+            return
+        safe = len(pending) - (longest - 1)
+        if safe > 0:
+            yield pending[:safe]
+            pending = pending[safe:]
+    if pending:
+        yield pending

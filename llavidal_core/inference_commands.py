@@ -1,0 +1,173 @@
+"""Built-in ``llavidal ask`` and ``llavidal chat``: answer questions about a video from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from llavidal_core.errors import LlavidalError
+from llavidal_core.hookspecs import hookimpl
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, with_video: bool = True) -> None:
+    parser.add_argument("model", help="llavidal model folder or Hub id")
+    if with_video:
+        parser.add_argument("video", nargs="?", type=Path, help="the video to ask about")
+    parser.add_argument("--input", action="append", default=[], metavar="CUE=FILE",
+                        help="another cue's input, e.g. --input pose=clip.skeleton (repeatable)")
+    parser.add_argument("--encoder", action="append", default=[], metavar="CUE=ID",
+                        help="use this encoder for a cue instead of the one the model names (repeatable)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--dtype", choices=DTYPES, help="default: float32 on CPU, bfloat16/float16 on GPU")
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument("--temperature", type=float, help="sample with this temperature (default: greedy)")
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--stop", action="append", default=[], metavar="TEXT", help="stop string (repeatable)")
+
+
+def add_ask_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("question", nargs="?", help="the question")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="load only the config and print the memory the model needs")
+
+
+def pairs(values: list[str], flag: str) -> dict[str, str]:
+    parsed = {}
+    for value in values:
+        cue, sep, target = value.partition("=")
+        if not sep or not cue or not target:
+            raise LlavidalError(f"{flag} {value!r}: expected CUE=VALUE")
+        parsed[cue] = target
+    return parsed
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    settings = {"max_new_tokens": args.max_new_tokens, "stop": tuple(args.stop)}
+    if args.temperature is not None:
+        settings.update(do_sample=True, temperature=args.temperature, top_p=args.top_p)
+    return settings
+
+
+def load_pipeline(args: argparse.Namespace):
+    from llavidal_core.inference import LlavidalPipeline
+
+    return LlavidalPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                            encoders=pairs(args.encoder, "--encoder"))
+
+
+def sample_inputs(args: argparse.Namespace) -> dict[str, str]:
+    inputs = pairs(args.input, "--input")
+    if args.video is not None:
+        inputs["video"] = str(args.video)
+    for cue, path in inputs.items():
+        if not Path(path).exists():
+            raise LlavidalError(f"{path}: no such file (input of the {cue!r} cue)")
+    return inputs
+
+
+def run_dry_run(args: argparse.Namespace) -> int:
+    import torch
+    from transformers import AutoConfig
+
+    import llavidal_core.modeling  # noqa: F401 - registers the llavidal config
+    from llavidal_core.inference.memory import estimate_memory
+    from llavidal_core.inference.pipeline import default_device, default_dtype
+
+    config = AutoConfig.from_pretrained(args.model)
+    dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(args.device or default_device())
+    print(f"{args.model}: cues {list(config.cue_names)}")
+    print(estimate_memory(config, dtype, max_new_tokens=args.max_new_tokens).describe())
+    return 0
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    if args.dry_run:
+        return run_dry_run(args)
+    if args.question is None:
+        args.usage_parser.error("give VIDEO and the QUESTION (or --dry-run)")
+    if not args.question.strip():
+        raise LlavidalError("the question is empty")
+    inputs = sample_inputs(args)
+    pipeline = load_pipeline(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # cues without input are simply left out of the prompt
+        for piece in pipeline(inputs=inputs, question=args.question, stream=True, **settings_of(args)):
+            print(piece, end="", flush=True)
+    print()
+    return 0
+
+
+CHAT_HELP = "commands: /reset (forget the conversation), /video PATH (talk about another video), /quit"
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    inputs = sample_inputs(args)
+    pipeline = load_pipeline(args)
+    chat = pipeline.chat(inputs=inputs)
+    print(f"llavidal chat about {args.video or 'no video'} ({CHAT_HELP})", file=sys.stderr)
+    for line in sys.stdin:
+        text = line.strip()
+        if not text:
+            continue
+        if text in ("/quit", "/exit"):
+            break
+        if text == "/reset":
+            chat.reset()
+            print("(conversation forgotten)", file=sys.stderr)
+            continue
+        if text.startswith("/video"):
+            path = Path(text.removeprefix("/video").strip())
+            if not path.is_file():
+                print(f"llavidal: error: {path}: no such file", file=sys.stderr)
+                continue
+            try:
+                chat.set_sample(inputs={**inputs, "video": str(path)})
+            except (LlavidalError, ValueError, OSError) as exc:
+                print(f"llavidal: error: {exc}", file=sys.stderr)
+                continue
+            print(f"(now talking about {path})", file=sys.stderr)
+            continue
+        if text.startswith("/"):
+            print(f"unknown command {text.split()[0]}; {CHAT_HELP}", file=sys.stderr)
+            continue
+        for piece in chat.stream(text, **settings_of(args)):
+            print(piece, end="", flush=True)
+        print()
+    return 0
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser, with_video=False)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost only)")
+    parser.add_argument("--port", type=int, default=7860)
+    parser.add_argument("--examples", type=Path, metavar="DIR", help="offer the videos in DIR as examples")
+
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from llavidal_core.inference.web import serve
+
+    examples = []
+    if args.examples is not None:
+        if not args.examples.is_dir():
+            raise LlavidalError(f"{args.examples}: no such folder of example videos")
+        examples = sorted(p for p in args.examples.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    pipeline = load_pipeline(args)
+    print(f"llavidal: serving {args.model} on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
+    serve(pipeline, host=args.host, port=args.port, examples=examples, max_new_tokens=args.max_new_tokens)
+    return 0
+
+
+@hookimpl
+def llavidal_register_commands(register):
+    register(("ask",), help="answer one question about a video", add_arguments=add_ask_arguments, run=run_ask)
+    register(("chat",), help="talk about a video, turn after turn (reads questions from stdin)",
+             add_arguments=add_model_arguments, run=run_chat)
+    register(("serve",), help="start the web demo on localhost", add_arguments=add_serve_arguments, run=run_serve)

@@ -1,0 +1,22 @@
+"""The fusion model, registered with transformers' Auto classes under model_type ``"llavidal"``.
+
+After ``import llavidal_core.modeling``, ``AutoConfig``, ``AutoModelForCausalLM`` and ``AutoProcessor``
+load saved llavidal models by path or repo id.
+"""
+
+from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+
+from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
+from llavidal_core.modeling.modeling_llavidal import (
+    TRAINABLE_PARTS,
+    LlavidalForConditionalGeneration,
+    LlavidalPreTrainedModel,
+)
+from llavidal_core.processing import LlavidalProcessor
+
+AutoConfig.register("llavidal", LlavidalConfig, exist_ok=True)
+AutoModelForCausalLM.register(LlavidalConfig, LlavidalForConditionalGeneration, exist_ok=True)
+AutoProcessor.register(LlavidalConfig, LlavidalProcessor, exist_ok=True)
+
+__all__ = ["LlavidalConfig", "LlavidalForConditionalGeneration", "LlavidalPreTrainedModel", "LlavidalProcessor",
+           "TRAINABLE_PARTS"]

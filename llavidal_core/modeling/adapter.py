@@ -1,0 +1,124 @@
+"""Adapter-only checkpoints: what fusion adds to a base LM, without the LM itself.
+
+An adapter folder holds ``config.json`` (the full `LlavidalConfig`, naming the base LM in
+``base_model_name_or_path``), ``adapter.safetensors`` (the projectors under ``projectors.*`` and the cue-token
+rows of the input embeddings, and of the output embeddings when untied, under ``input_embeddings.rows`` /
+``output_embeddings.rows``, with the row ids in the metadata) and the model card. Loading it onto the same
+base LM gives the saved model's logits exactly, as long as the LM itself was frozen while training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from llavidal_core.errors import LlavidalError
+from llavidal_core.hub import write_model_card
+from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
+from llavidal_core.modeling.modeling_llavidal import grow_token_embeddings
+
+ADAPTER_WEIGHTS_NAME = "adapter.safetensors"
+ADAPTER_FORMAT = "llavidal-adapter"
+INPUT_ROWS_KEY = "input_embeddings.rows"
+OUTPUT_ROWS_KEY = "output_embeddings.rows"
+
+
+class AdapterError(LlavidalError):
+    """An adapter folder is incomplete, or does not fit the base LM it is loaded onto."""
+
+
+def adapter_state_dict(model: Any) -> dict[str, torch.Tensor]:
+    """The projector weights and the cue-token embedding rows of ``model``."""
+    token_ids = torch.tensor(model.config.new_token_ids, dtype=torch.long)
+    state = {f"projectors.{key}": value for key, value in model.projectors.state_dict().items()}
+    input_weight = model.get_input_embeddings().weight
+    state[INPUT_ROWS_KEY] = input_weight.detach()[token_ids.to(input_weight.device)]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight is not input_weight:
+        state[OUTPUT_ROWS_KEY] = output.weight.detach()[token_ids.to(output.weight.device)]
+    return {key: value.contiguous().cpu() for key, value in state.items()}
+
+
+def save_adapter(model: Any, save_directory: str | os.PathLike, processor: Any = None) -> Path:
+    directory = Path(save_directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(directory)
+    metadata = {"format": ADAPTER_FORMAT, "token_ids": json.dumps(model.config.new_token_ids)}
+    save_file(adapter_state_dict(model), directory / ADAPTER_WEIGHTS_NAME, metadata=metadata)
+    if processor is not None:
+        processor.save_pretrained(directory)
+    write_model_card(model.config, directory, adapter_only=True)
+    return directory
+
+
+def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.PathLike | PreTrainedModel | None = None,
+                 **base_kwargs: Any) -> Any:
+    """Build the fusion model from an adapter folder (or Hub repo) and a base LM (model, path or repo id)."""
+    from transformers.utils import cached_file
+
+    hub_kwargs = {key: base_kwargs[key] for key in ("cache_dir", "local_files_only", "revision", "token")
+                  if key in base_kwargs}
+    adapter_config = LlavidalConfig.from_pretrained(adapter, **hub_kwargs)
+    weights_file = cached_file(adapter, ADAPTER_WEIGHTS_NAME, _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    if weights_file is None:
+        raise AdapterError(f"{adapter}: no {ADAPTER_WEIGHTS_NAME} (not a llavidal adapter folder)")
+    base = base if base is not None else adapter_config.base_model_name_or_path
+    if base is None:
+        raise AdapterError(f"{adapter}: the adapter names no base LM (base_model_name_or_path); pass base=...")
+    if isinstance(base, PreTrainedModel):
+        language_model = base
+    else:
+        language_model = AutoModelForCausalLM.from_pretrained(base, **base_kwargs)
+    with safe_open(weights_file, framework="pt") as reader:
+        metadata = reader.metadata() or {}
+        if metadata.get("format") != ADAPTER_FORMAT:
+            raise AdapterError(f"{weights_file}: not a llavidal adapter (metadata format {metadata.get('format')!r})")
+        state = {key: reader.get_tensor(key) for key in reader.keys()}
+    token_ids = json.loads(metadata["token_ids"])
+    _check_base_fits(adapter, adapter_config, language_model, token_ids)
+    grow_token_embeddings(language_model, adapter_config.text_config.vocab_size)
+    config = LlavidalConfig(
+        text_config=language_model.config,
+        cues=adapter_config.cues,
+        cue_token_ids=adapter_config.cue_token_ids,
+        use_start_end=adapter_config.use_start_end,
+        base_model_name_or_path=adapter_config.base_model_name_or_path,
+        cue_encoders=adapter_config.cue_encoders,
+        dtype=language_model.dtype,
+    )
+    model = model_class(config, language_model=language_model)
+    projector_state = {key.removeprefix("projectors."): value for key, value in state.items()
+                       if key.startswith("projectors.")}
+    model.projectors.load_state_dict(projector_state, strict=True)
+    _write_rows(model.get_input_embeddings().weight, token_ids, state[INPUT_ROWS_KEY])
+    output = model.get_output_embeddings()
+    if OUTPUT_ROWS_KEY in state and output is not None:
+        _write_rows(output.weight, token_ids, state[OUTPUT_ROWS_KEY])
+    return model.to(device=language_model.device, dtype=language_model.dtype)
+
+
+def _check_base_fits(adapter: Any, config: LlavidalConfig, language_model: PreTrainedModel, token_ids: list[int]) -> None:
+    hidden = language_model.config.get_text_config().hidden_size
+    if hidden != config.text_config.hidden_size:
+        raise AdapterError(f"{adapter}: the adapter is for hidden size {config.text_config.hidden_size}, "
+                           f"the base LM has {hidden}")
+    base_rows = language_model.get_input_embeddings().weight.shape[0]
+    if base_rows > config.text_config.vocab_size:
+        raise AdapterError(f"{adapter}: the base LM has {base_rows} embedding rows, more than the adapter's "
+                           f"vocabulary of {config.text_config.vocab_size}; is it the right base?")
+    if token_ids and min(token_ids) < base_rows and base_rows != config.text_config.vocab_size:
+        raise AdapterError(f"{adapter}: cue token ids start at {min(token_ids)} but the base LM already has "
+                           f"{base_rows} rows")
+
+
+@torch.no_grad()
+def _write_rows(weight: torch.Tensor, token_ids: list[int], rows: torch.Tensor) -> None:
+    index = torch.tensor(token_ids, dtype=torch.long, device=weight.device)
+    weight[index] = rows.to(device=weight.device, dtype=weight.dtype)

@@ -1,0 +1,342 @@
+"""`LlavidalForConditionalGeneration`: the fusion head that splices projected cue features into a causal LM.
+
+Each cue's feature rows go through its projector (a `ModuleDict` keyed by cue name) and are scattered, with
+``masked_scatter``, into the LM's input embeddings at that cue's patch-token positions; the LM then runs on
+``inputs_embeds``. Start/end tokens are ordinary embedding rows. Cue features are used at prefill only, so
+generation with a KV cache works unchanged. `set_trainable` / `freeze` choose which parts learn: the LM,
+the projectors, or only the cue-token rows of the embeddings (a gradient mask keeps the base rows fixed).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers.utils.deprecation import deprecate_kwarg
+
+from llavidal_core.cue_tokens import add_cue_tokens
+from llavidal_core.cues import CueSpec
+from llavidal_core.hub import push_to_hub, write_model_card
+from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
+from llavidal_core.plugins import build_projector
+
+TRAINABLE_PARTS = ("llm", "projectors", "embeddings")
+CUE_INPUTS = ("cue_features", "cue_feature_masks")
+
+
+class LlavidalPreTrainedModel(PreTrainedModel):
+    config_class = LlavidalConfig
+    config: LlavidalConfig
+    input_modalities = ("text",)
+    supports_gradient_checkpointing = True
+    _supports_flash_attn = True
+    _supports_sdpa = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+
+class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin):
+    """A causal LM (``self.language_model``) plus one projector per cue (``self.projectors[cue]``)."""
+
+    def __init__(self, config: LlavidalConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config)
+        if language_model is None:
+            language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.language_model = language_model
+        hidden_size = config.text_config.hidden_size
+        self.projectors = nn.ModuleDict(
+            {spec.name: build_projector(spec.projector, spec.feature_dim, hidden_size) for spec in config.cue_specs}
+        )
+        self._trainable_parts = frozenset({"llm", "projectors"})
+        self._embedding_grad_hooks: list[Any] = []
+        self.post_init()
+
+    # -- construction -----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_language_model(
+        cls,
+        language_model: PreTrainedModel,
+        cues: Sequence[CueSpec],
+        tokenizer_or_token_ids: Any,
+        *,
+        use_start_end: bool = True,
+        base_model_name_or_path: str | None = None,
+        cue_encoders: Mapping[str, str] | None = None,
+    ) -> "LlavidalForConditionalGeneration":
+        """Wrap an already-loaded causal LM, giving it the cues' tokens and fresh projectors.
+
+        ``tokenizer_or_token_ids`` is the LM's tokenizer (the cue tokens are added to it, see
+        `llavidal_core.cue_tokens`) or a ready ``{cue: {"patch", "start", "end"}}`` id mapping. The LM's
+        embeddings grow to cover the new ids; every new row (input and output embeddings) starts as the mean
+        of the existing rows, as the seed initialises its start/end rows.
+        """
+        cues = tuple(cues)
+        if isinstance(tokenizer_or_token_ids, Mapping):
+            cue_token_ids = {name: dict(ids) for name, ids in tokenizer_or_token_ids.items()}
+            vocab_size = 1 + max(i for ids in cue_token_ids.values() for i in ids.values() if i is not None)
+        else:
+            cue_token_ids = add_cue_tokens(tokenizer_or_token_ids, cues, use_start_end)
+            vocab_size = len(tokenizer_or_token_ids)
+        grow_token_embeddings(language_model, vocab_size)
+        if base_model_name_or_path is None:
+            base_model_name_or_path = language_model.config.name_or_path or None
+        config = LlavidalConfig(
+            text_config=language_model.config,
+            cues=[spec.to_dict() for spec in cues],
+            cue_token_ids=cue_token_ids,
+            use_start_end=use_start_end,
+            base_model_name_or_path=base_model_name_or_path,
+            cue_encoders=dict(cue_encoders or {}),
+            dtype=language_model.dtype,
+        )
+        model = cls(config, language_model=language_model)
+        return model.to(device=language_model.device, dtype=language_model.dtype)
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        # Only the projectors belong to this class; the LM is initialised by its own class.
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=getattr(self.config.text_config, "initializer_range", 0.02))
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    # -- saving and loading ---------------------------------------------------------------------------
+
+    def save_pretrained(self, save_directory, *args, processor: Any = None, **kwargs):
+        """Save as transformers does, plus the model card and, when given, the processor's files."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if processor is not None:
+            processor.save_pretrained(save_directory)
+        write_model_card(self.config, save_directory)
+
+    def save_adapter(self, save_directory, processor: Any = None):
+        """Save only the projectors and the cue-token embedding rows (see `llavidal_core.modeling.adapter`)."""
+        from llavidal_core.modeling.adapter import save_adapter
+
+        return save_adapter(self, save_directory, processor)
+
+    @classmethod
+    def from_adapter(cls, adapter, base=None, **base_kwargs) -> "LlavidalForConditionalGeneration":
+        """Load an adapter folder or repo onto ``base`` (a model, path or repo id; default: the one it names)."""
+        from llavidal_core.modeling.adapter import load_adapter
+
+        return load_adapter(cls, adapter, base, **base_kwargs)
+
+    def push_to_hub(self, repo_id: str, *, processor: Any = None, adapter_only: bool = False, **hub_kwargs):
+        """Upload the model (or only its adapter) and the processor to ``repo_id`` in one commit."""
+
+        def save(folder, resolved_repo_id):
+            if adapter_only:
+                self.save_adapter(folder, processor)
+            else:
+                self.save_pretrained(folder, processor=processor)
+            write_model_card(self.config, folder, resolved_repo_id, adapter_only)
+
+        return push_to_hub(save, repo_id, **hub_kwargs)
+
+    # -- embeddings ---------------------------------------------------------------------------------------
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module | None:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    def resize_token_embeddings(self, *args, **kwargs) -> nn.Embedding:
+        embeddings = super().resize_token_embeddings(*args, **kwargs)
+        self.set_trainable(self._trainable_parts)  # the gradient mask hooks belong to the old weights
+        return embeddings
+
+    # -- the splice ---------------------------------------------------------------------------------------
+
+    def cue_patch_mask(self, input_ids: torch.LongTensor, cue: str) -> torch.BoolTensor:
+        """``[B, T]`` True where ``input_ids`` holds the cue's patch token."""
+        return input_ids == self.config.cue_token_ids[cue]["patch"]
+
+    def project_cue_features(self, cue: str, features: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The projected rows ``[n, hidden]`` of one cue: ``features`` ``[B, rows, dim]`` minus the masked-out rows."""
+        spec = self._spec(cue)
+        if features.shape[-1] != spec.feature_dim:
+            raise ValueError(
+                f"cue {cue!r}: features have width {features.shape[-1]}, the model expects {spec.feature_dim} "
+                f"(features shape {tuple(features.shape)})"
+            )
+        if mask is not None:
+            if tuple(mask.shape) != tuple(features.shape[:-1]):
+                raise ValueError(
+                    f"cue {cue!r}: feature mask shape {tuple(mask.shape)} does not match the features' leading "
+                    f"dimensions {tuple(features.shape[:-1])}"
+                )
+            rows = features[mask.to(device=features.device, dtype=torch.bool)]
+        else:
+            rows = features.reshape(-1, features.shape[-1])
+        projector = self.projectors[cue]
+        weight = next(projector.parameters())
+        return projector(rows.to(device=weight.device, dtype=weight.dtype))
+
+    def splice_cue_features(
+        self,
+        input_ids: torch.LongTensor,
+        inputs_embeds: torch.Tensor,
+        cue_features: Mapping[str, torch.Tensor],
+        cue_feature_masks: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Return ``inputs_embeds`` with each cue's projected rows scattered onto its patch-token positions.
+
+        Rows fill positions in reading order (sample by sample, left to right), so features of the samples
+        that have a cue come in batch order; samples without the cue have no patch tokens for it and no
+        unmasked rows. The number of patch positions must equal the number of rows, cue by cue.
+        """
+        cue_feature_masks = cue_feature_masks or {}
+        unknown = sorted(set(cue_features) - set(self.config.cue_names))
+        if unknown:
+            raise ValueError(f"features were given for unknown cues {unknown}; the model's cues are "
+                             f"{list(self.config.cue_names)}")
+        for cue in self.config.cue_names:
+            positions = self.cue_patch_mask(input_ids, cue)
+            num_positions = int(positions.sum())
+            if cue not in cue_features or cue_features[cue] is None:
+                if num_positions:
+                    raise ValueError(
+                        f"cue {cue!r}: the input has {num_positions} {self._spec(cue).patch_token} positions "
+                        "but no features were given for it"
+                    )
+                continue
+            projected = self.project_cue_features(cue, cue_features[cue], cue_feature_masks.get(cue))
+            if projected.shape[0] != num_positions:
+                raise ValueError(
+                    f"cue {cue!r}: the input has {num_positions} {self._spec(cue).patch_token} positions but "
+                    f"{projected.shape[0]} unmasked feature rows were given"
+                )
+            projected = projected.to(device=inputs_embeds.device, dtype=inputs_embeds.dtype)
+            scatter_mask = positions.to(inputs_embeds.device).unsqueeze(-1).expand_as(inputs_embeds)
+            inputs_embeds = inputs_embeds.masked_scatter(scatter_mask, projected)
+        return inputs_embeds
+
+    def embed_inputs(
+        self,
+        input_ids: torch.LongTensor,
+        cue_features: Mapping[str, torch.Tensor] | None = None,
+        cue_feature_masks: Mapping[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The LM's input embeddings for ``input_ids``, with the cue features spliced in when given.
+
+        With ``cue_features`` given (even empty), every patch token must get a feature row; without (the
+        decoding steps of generation), the tokens are embedded as they are.
+        """
+        inputs_embeds = self.get_input_embeddings()(input_ids)
+        if cue_features is not None:
+            inputs_embeds = self.splice_cue_features(input_ids, inputs_embeds, cue_features, cue_feature_masks)
+        return inputs_embeds
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Any = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        cue_features: Mapping[str, torch.Tensor] | None = None,
+        cue_feature_masks: Mapping[str, torch.Tensor] | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ):
+        """Embed ``input_ids``, splice in the cue features, run the LM (loss: shifted CE, -100 ignored)."""
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(input_ids, cue_features, cue_feature_masks)
+        elif cue_features:
+            raise ValueError("cue_features need input_ids (to find the patch tokens), not inputs_embeds")
+        return self.language_model(
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            labels=labels,
+            use_cache=use_cache,
+            logits_to_keep=logits_to_keep,
+            **kwargs,
+        )
+
+    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
+        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+        if not is_first_iteration and kwargs.get("use_cache", True):
+            for key in CUE_INPUTS:  # the features are in the KV cache after prefill
+                model_inputs.pop(key, None)
+        return model_inputs
+
+    # -- what trains ---------------------------------------------------------------------------------------
+
+    @property
+    def trainable_parts(self) -> frozenset[str]:
+        return self._trainable_parts
+
+    def set_trainable(self, parts: Iterable[str]) -> None:
+        """Make exactly ``parts`` trainable and freeze the rest.
+
+        ``"llm"``: every LM weight (embeddings included); ``"projectors"``: the cue projectors;
+        ``"embeddings"``: only the cue-token rows of the input (and, if untied, output) embeddings, through a
+        gradient mask, so the base rows never change (use weight decay 0 on them: decay ignores gradients).
+        """
+        parts = frozenset(parts)
+        unknown = sorted(parts - set(TRAINABLE_PARTS))
+        if unknown:
+            raise ValueError(f"unknown trainable parts {unknown}; choose from {list(TRAINABLE_PARTS)}")
+        for handle in self._embedding_grad_hooks:
+            handle.remove()
+        self._embedding_grad_hooks = []
+        self.requires_grad_(False)
+        self.language_model.requires_grad_("llm" in parts)
+        self.projectors.requires_grad_("projectors" in parts)
+        if "embeddings" in parts and "llm" not in parts:
+            for weight in self._embedding_weights():
+                weight.requires_grad_(True)
+                row_mask = torch.zeros(weight.shape[0], 1, dtype=weight.dtype, device=weight.device)
+                row_mask[[i for i in self.config.new_token_ids if i < weight.shape[0]]] = 1
+                self._embedding_grad_hooks.append(weight.register_hook(lambda grad, m=row_mask: grad * m))
+        self._trainable_parts = parts
+
+    def freeze(self, *parts: str) -> None:
+        """Freeze ``parts``, leaving the other parts as they are."""
+        self.set_trainable(self._trainable_parts - set(parts))
+
+    def _embedding_weights(self) -> list[nn.Parameter]:
+        weights = [self.get_input_embeddings().weight]
+        output = self.get_output_embeddings()
+        if output is not None and output.weight is not weights[0]:
+            weights.append(output.weight)
+        return weights
+
+    def _spec(self, cue: str) -> CueSpec:
+        return next(spec for spec in self.config.cue_specs if spec.name == cue)
+
+
+@torch.no_grad()
+def grow_token_embeddings(language_model: PreTrainedModel, vocab_size: int) -> None:
+    """Grow the LM's input/output embeddings to ``vocab_size`` rows, new rows = mean of the old rows."""
+    old_size = language_model.get_input_embeddings().weight.shape[0]
+    if vocab_size <= old_size:
+        return
+    language_model.resize_token_embeddings(vocab_size, mean_resizing=False)
+    weights = [language_model.get_input_embeddings().weight]
+    output = language_model.get_output_embeddings()
+    if output is not None and output.weight is not weights[0]:
+        weights.append(output.weight)
+    for weight in weights:
+        weight[old_size:] = weight[:old_size].mean(dim=0, keepdim=True)
+
+
+__all__ = ["LlavidalForConditionalGeneration", "LlavidalPreTrainedModel", "TRAINABLE_PARTS", "grow_token_embeddings"]

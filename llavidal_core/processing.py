@@ -1,0 +1,296 @@
+"""`LlavidalProcessor`: tokenizer + chat template + placeholder expansion + labels + batching.
+
+A conversation is rendered with a chat template (`llavidal_core.templates`) into prompt and answer
+segments; each segment is tokenized on its own and its ids are concatenated with their labels (-100 for
+everything but the answers and their ``</s>``), so labels never depend on re-splitting strings. A cue
+placeholder (``<video>``) in the text is expanded straight into ids: start + N x patch + end, N being the
+cue's row count (for objects, 8 per object, counted from the sample's features). A placeholder whose cue has
+no features in the sample is dropped, as the seed does. Batches are padded on the right for training and on
+the left for generation; the cue features come back stacked per cue, with a row mask where samples differ.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from llavidal_core.cue_tokens import add_cue_tokens
+from llavidal_core.cues import CueSpec
+from llavidal_core.errors import LlavidalError
+from llavidal_core.templates import ChatTurn, get_template
+
+IGNORE_INDEX = -100
+PROCESSOR_CONFIG_NAME = "processor_config.json"
+
+
+class SequenceTooLongError(LlavidalError):
+    """A sample is longer than ``model_max_length`` and cutting it would cut a cue's placeholder run."""
+
+
+@dataclass(frozen=True)
+class EncodedSample:
+    input_ids: list[int]
+    labels: list[int]
+
+
+@dataclass(frozen=True)
+class _CueRun:
+    cue: str
+    start: int
+    end: int  # exclusive
+
+
+class LlavidalProcessor:
+    """Turns conversations and per-sample cue features into model inputs.
+
+    Args:
+        tokenizer: the LM's tokenizer; the cue tokens are added to it (see `llavidal_core.cue_tokens`).
+        cues: the model's cues, in config order.
+        use_start_end: wrap each patch run in the cue's start/end tokens.
+        template: the training chat template; ``inference_template`` is used for generation prompts.
+        model_max_length: longest sample kept (the tokenizer's ``model_max_length`` by default).
+    """
+
+    def __init__(self, tokenizer: Any, cues: Sequence[CueSpec], *, use_start_end: bool = True,
+                 template: str = "vicuna_v1_1", inference_template: str = "llavidal_v1",
+                 model_max_length: int | None = None):
+        self.tokenizer = tokenizer
+        self.cues = tuple(cues)
+        self.use_start_end = use_start_end
+        self.template = get_template(template)
+        self.inference_template = get_template(inference_template)
+        self.model_max_length = model_max_length or tokenizer.model_max_length
+        self.cue_token_ids = add_cue_tokens(tokenizer, self.cues, use_start_end)
+        self._specs = {spec.name: spec for spec in self.cues}
+        self._cue_by_placeholder = {spec.placeholder: spec.name for spec in self.cues}
+        self._placeholder_pattern = re.compile(
+            "(" + "|".join(re.escape(spec.placeholder) for spec in self.cues) + ")"
+        ) if self.cues else None
+        self._strips_leading_space = tokenizer_adds_prefix_space(tokenizer)
+
+    # -- one sample --------------------------------------------------------------------------------------
+
+    def cue_run_ids(self, cue: str, rows: int) -> list[int]:
+        """The ids a placeholder expands to: start + ``rows`` x patch + end (start/end when used)."""
+        ids = self.cue_token_ids[cue]
+        run = [ids["patch"]] * rows
+        return [ids["start"], *run, ids["end"]] if self.use_start_end else run
+
+    def cue_rows(self, cue: str, features: torch.Tensor) -> int:
+        """The number of feature rows of one sample's features for ``cue`` (checked against its spec)."""
+        spec = self._spec(cue)
+        if features.shape[-1] != spec.feature_dim or features.ndim not in (2, 3):
+            per_item = spec.tokens_per_item or spec.num_tokens
+            raise ValueError(f"cue {cue!r}: features of shape {tuple(features.shape)}, expected (rows, "
+                             f"{spec.feature_dim}) or (items, {per_item}, {spec.feature_dim})")
+        rows = features.reshape(-1, spec.feature_dim).shape[0]
+        if spec.num_tokens is not None and rows != spec.num_tokens:
+            raise ValueError(f"cue {cue!r}: features have {rows} rows, expected {spec.num_tokens}")
+        if spec.tokens_per_item is not None and rows % spec.tokens_per_item:
+            raise ValueError(f"cue {cue!r}: features have {rows} rows, not a multiple of {spec.tokens_per_item}")
+        return rows
+
+    def encode(self, conversation: Sequence[ChatTurn | Mapping[str, Any]], cue_rows: Mapping[str, int] | None = None,
+               *, add_generation_prompt: bool = False, sample_index: int = 0) -> EncodedSample:
+        """Token ids and labels of one conversation; ``cue_rows`` gives each present cue's row count."""
+        cue_rows = dict(cue_rows or {})
+        template = self.inference_template if add_generation_prompt else self.template
+        ids: list[int] = []
+        labels: list[int] = []
+        if self.tokenizer.bos_token_id is not None:
+            ids.append(self.tokenizer.bos_token_id)
+            labels.append(IGNORE_INDEX)
+        runs: list[_CueRun] = []
+        for segment in template.segments(conversation, add_generation_prompt):
+            for piece in self._split_placeholders(segment.text):
+                cue = self._cue_by_placeholder.get(piece)
+                if cue is None:
+                    piece_ids = self._tokenize_text(piece)
+                    ids += piece_ids
+                    labels += piece_ids if segment.is_answer else [IGNORE_INDEX] * len(piece_ids)
+                elif cue in cue_rows:
+                    if any(run.cue == cue for run in runs):
+                        raise ValueError(f"sample {sample_index}: the placeholder {piece} appears more than once")
+                    run_ids = self.cue_run_ids(cue, cue_rows[cue])
+                    runs.append(_CueRun(cue, len(ids), len(ids) + len(run_ids)))
+                    ids += run_ids
+                    labels += [IGNORE_INDEX] * len(run_ids)
+        unplaced = sorted(set(cue_rows) - {run.cue for run in runs})
+        if unplaced:
+            placeholders = ", ".join(self._spec(cue).placeholder for cue in unplaced)
+            raise ValueError(f"sample {sample_index}: features were given for cues {unplaced} but the text has no "
+                             f"placeholder for them ({placeholders})")
+        return self._truncate(EncodedSample(ids, labels), runs, sample_index)
+
+    def _split_placeholders(self, text: str) -> list[str]:
+        if self._placeholder_pattern is None:
+            return [text]
+        return [piece for piece in self._placeholder_pattern.split(text) if piece]
+
+    def _tokenize_text(self, text: str) -> list[int]:
+        if self._strips_leading_space and text.startswith(" "):
+            text = text[1:]  # the tokenizer writes the word boundary itself
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+    def _truncate(self, sample: EncodedSample, runs: list[_CueRun], sample_index: int) -> EncodedSample:
+        limit = self.model_max_length
+        if len(sample.input_ids) <= limit:
+            return sample
+        for run in runs:
+            if run.end > limit:
+                raise SequenceTooLongError(
+                    f"sample {sample_index}: {len(sample.input_ids)} tokens exceed model_max_length {limit}, and "
+                    f"truncating would cut the {self._spec(run.cue).placeholder} run (tokens {run.start}-"
+                    f"{run.end - 1}, {run.end - run.start} long); shorten the text or raise model_max_length"
+                )
+        return EncodedSample(sample.input_ids[:limit], sample.labels[:limit])
+
+    # -- batches -----------------------------------------------------------------------------------------
+
+    def __call__(self, conversations: Sequence[Sequence[ChatTurn | Mapping[str, Any]]],
+                 cue_features: Sequence[Mapping[str, torch.Tensor] | None] | None = None, *,
+                 add_generation_prompt: bool = False, padding_side: str | None = None) -> dict[str, Any]:
+        """Encode and pad a batch.
+
+        Returns ``input_ids``, ``attention_mask``, ``labels`` (not for generation prompts), ``cue_features``
+        (``{cue: [B, rows, dim]}``) and ``cue_feature_masks`` (``{cue: [B, rows]}`` bool, for the cues whose
+        row count differs between samples or that some samples lack). Padding is on the left for
+        generation prompts and on the right otherwise, unless ``padding_side`` says.
+        """
+        if cue_features is None:
+            cue_features = [None] * len(conversations)
+        if len(cue_features) != len(conversations):
+            raise ValueError(f"got {len(conversations)} conversations but {len(cue_features)} feature dicts")
+        per_sample = [dict(features or {}) for features in cue_features]
+        samples = []
+        for index, (conversation, features) in enumerate(zip(conversations, per_sample)):
+            unknown = sorted(set(features) - set(self._specs))
+            if unknown:
+                raise ValueError(f"sample {index}: unknown cues {unknown}; the processor's cues are {list(self._specs)}")
+            rows = {cue: self.cue_rows(cue, tensor) for cue, tensor in features.items()}
+            samples.append(self.encode(conversation, rows, add_generation_prompt=add_generation_prompt,
+                                       sample_index=index))
+        side = padding_side or ("left" if add_generation_prompt else "right")
+        batch = self.pad(samples, side, with_labels=not add_generation_prompt)
+        batch["cue_features"], batch["cue_feature_masks"] = self.collate_cue_features(per_sample)
+        return batch
+
+    def pad(self, samples: Sequence[EncodedSample], padding_side: str, with_labels: bool = True) -> dict[str, torch.Tensor]:
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        pad_id = self.tokenizer.pad_token_id
+        if pad_id is None:
+            pad_id = self.tokenizer.eos_token_id
+        length = max(len(sample.input_ids) for sample in samples)
+        input_ids = torch.full((len(samples), length), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(samples), length), dtype=torch.long)
+        labels = torch.full((len(samples), length), IGNORE_INDEX, dtype=torch.long)
+        for row, sample in enumerate(samples):
+            n = len(sample.input_ids)
+            span = slice(length - n, length) if padding_side == "left" else slice(0, n)
+            input_ids[row, span] = torch.tensor(sample.input_ids, dtype=torch.long)
+            labels[row, span] = torch.tensor(sample.labels, dtype=torch.long)
+            attention_mask[row, span] = 1
+        batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if with_labels:
+            batch["labels"] = labels
+        return batch
+
+    def collate_cue_features(self, per_sample: Sequence[Mapping[str, torch.Tensor]]
+                             ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Stack each cue's features over the batch, zero-padding rows; masks mark the real rows."""
+        features: dict[str, torch.Tensor] = {}
+        masks: dict[str, torch.Tensor] = {}
+        for spec in self.cues:
+            tensors = [sample.get(spec.name) for sample in per_sample]
+            present = [t.reshape(-1, spec.feature_dim) for t in tensors if t is not None]
+            if not present:
+                continue
+            rows = [0 if t is None else t.reshape(-1, spec.feature_dim).shape[0] for t in tensors]
+            stacked = present[0].new_zeros((len(per_sample), max(rows), spec.feature_dim))
+            mask = torch.zeros((len(per_sample), max(rows)), dtype=torch.bool)
+            for index, tensor in enumerate(tensors):
+                if tensor is not None:
+                    stacked[index, : rows[index]] = tensor.reshape(-1, spec.feature_dim)
+                    mask[index, : rows[index]] = True
+            features[spec.name] = stacked
+            if not bool(mask.all()):
+                masks[spec.name] = mask
+        return features, masks
+
+    def batch_decode(self, *args, **kwargs) -> list[str]:
+        return self.tokenizer.batch_decode(*args, **kwargs)
+
+    def decode(self, *args, **kwargs) -> str:
+        return self.tokenizer.decode(*args, **kwargs)
+
+    # -- saving and loading ------------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "processor_class": type(self).__name__,
+            "cues": [spec.to_dict() for spec in self.cues],
+            "use_start_end": self.use_start_end,
+            "template": self.template.name,
+            "inference_template": self.inference_template.name,
+            "model_max_length": self.model_max_length,
+        }
+
+    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> list[str]:
+        """Write the tokenizer files and ``processor_config.json`` (cues and templates) to ``save_directory``."""
+        directory = Path(save_directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        files = list(self.tokenizer.save_pretrained(directory, **kwargs))
+        config_file = directory / PROCESSOR_CONFIG_NAME
+        config_file.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        return [*files, str(config_file)]
+
+    def push_to_hub(self, repo_id: str, **hub_kwargs) -> Any:
+        """Upload the processor's files to ``repo_id`` in one commit (see `llavidal_core.hub.push_to_hub`)."""
+        from llavidal_core.hub import push_to_hub
+
+        return push_to_hub(lambda folder, _repo_id: self.save_pretrained(folder), repo_id,
+                           commit_message="Upload llavidal processor", **hub_kwargs)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs) -> "LlavidalProcessor":
+        """Load from a folder or Hub repo written by `save_pretrained` (kwargs go to the file lookups)."""
+        from transformers import AutoTokenizer
+        from transformers.utils import cached_file
+
+        hub_kwargs = {key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "revision",
+                                                   "token", "subfolder") if key in kwargs}
+        config_file = cached_file(pretrained_model_name_or_path, PROCESSOR_CONFIG_NAME,
+                                  _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+        if config_file is None:
+            raise LlavidalError(f"{pretrained_model_name_or_path}: no {PROCESSOR_CONFIG_NAME} (not a llavidal processor)")
+        config = json.loads(Path(config_file).read_text(encoding="utf-8"))
+        tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        return cls(
+            tokenizer,
+            [CueSpec.from_dict(spec) for spec in config["cues"]],
+            use_start_end=config["use_start_end"],
+            template=config["template"],
+            inference_template=config["inference_template"],
+            model_max_length=config.get("model_max_length"),
+        )
+
+    def _spec(self, cue: str) -> CueSpec:
+        return self._specs[cue]
+
+
+def tokenizer_adds_prefix_space(tokenizer: Any) -> bool:
+    """Whether the tokenizer marks a word boundary before the first word itself (SentencePiece-style).
+
+    Then ``"a"`` alone tokenizes like the ``" a"`` in ``"b a"``, and a segment's leading space is dropped
+    before tokenizing it, so that segment boundaries tokenize as the words would in running text.
+    """
+    alone = tokenizer("a", add_special_tokens=False)["input_ids"]
+    in_text = tokenizer("b a", add_special_tokens=False)["input_ids"]
+    return in_text[-len(alone):] == alone and len(in_text) > len(alone)

@@ -1,0 +1,263 @@
+"""From a recipe to a fusion model: cue specs, base LM + tokenizer, what trains, and the MMPro hand-off.
+
+Every stage of a recipe builds the same model: the base LM with ALL the recipe's cues (the same token ids
+and projectors in every stage); a stage's data only uses its own cues. `copy_stage_weights` starts a stage
+from earlier ones: for each earlier stage it copies the projector weights and cue-token embedding rows of the
+cues that stage trained, the later stages winning, which replaces the original's merge script.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from llavidal_core.cue_tokens import cue_token_ids_for_appended_rows
+from llavidal_core.cues import CueSpec
+from llavidal_core.errors import LlavidalError
+from llavidal_core.plugins import get_plugin_manager
+from llavidal_core.seed_cues import LLAVIDAL_CUES
+from llavidal_core.training.recipe import CueSection, ModelSection, RecipeError, TrainSection
+
+SEED_CUES = {spec.name: spec for spec in LLAVIDAL_CUES}
+
+
+def resolve_cue_spec(section: CueSection, index: int) -> CueSpec:
+    """The spec of a recipe cue: an installed plugin's, else the seed's, with ``spec`` fields applied."""
+    registered = get_plugin_manager().cues()
+    base = registered[section.name].spec if section.name in registered else SEED_CUES.get(section.name)
+    overrides = dict(section.spec)
+    if section.projector is not None:
+        overrides["projector"] = section.projector
+    where = f"cues.{index} ({section.name})"
+    try:
+        if base is None:
+            return CueSpec.from_dict({"name": section.name, **overrides})
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(CueSpec)})
+        if unknown:
+            raise ValueError(f"unknown spec fields {unknown}")
+        if "num_tokens" in overrides and "tokens_per_item" not in overrides:
+            overrides["tokens_per_item"] = None
+        if "tokens_per_item" in overrides and "num_tokens" not in overrides:
+            overrides["num_tokens"] = None
+        return dataclasses.replace(base, **overrides)
+    except (TypeError, ValueError) as exc:
+        known = sorted(set(registered) | set(SEED_CUES))
+        hint = "" if base is not None else f" (no installed plugin or seed cue is called {section.name!r}; known: {known})"
+        raise RecipeError(f"{where}.spec: {exc}{hint}") from None
+
+
+def resolve_cue_specs(sections: Sequence[CueSection]) -> tuple[CueSpec, ...]:
+    specs = tuple(resolve_cue_spec(section, index) for index, section in enumerate(sections))
+    projectors = get_plugin_manager().projectors()
+    for index, spec in enumerate(specs):
+        if spec.projector not in projectors:
+            raise RecipeError(f"cues.{index}.projector: no projector {spec.projector!r} is registered "
+                              f"(known: {sorted(projectors)})")
+    return specs
+
+
+def torch_dtype(name: str):
+    import torch
+
+    return getattr(torch, name)
+
+
+# -- building -----------------------------------------------------------------------------------------------------
+
+def load_tokenizer(model: ModelSection):
+    from transformers import AutoTokenizer
+
+    source = model.tokenizer or model.base
+    if source is None:
+        raise RecipeError("model: set 'tokenizer' or 'base' (where the tokenizer files are)")
+    return AutoTokenizer.from_pretrained(source, padding_side="right")
+
+
+def build_model(model: ModelSection, cues: Sequence[CueSpec], processor: Any):
+    """The base LM loaded from ``model.base`` (or made from ``base_config``) and wrapped with ``cues``."""
+    from transformers import AutoModelForCausalLM
+
+    from llavidal_core.modeling import LlavidalForConditionalGeneration
+
+    dtype = torch_dtype(model.dtype)
+    kwargs = {"attn_implementation": model.attn_implementation} if model.attn_implementation else {}
+    if model.base is not None:
+        language_model = AutoModelForCausalLM.from_pretrained(model.base, dtype=dtype, **kwargs)
+    else:
+        language_model = AutoModelForCausalLM.from_config(base_config(model), dtype=dtype, **kwargs)
+    return LlavidalForConditionalGeneration.from_language_model(
+        language_model, cues, processor.cue_token_ids, use_start_end=processor.use_start_end,
+        base_model_name_or_path=model.base,
+    )
+
+
+def base_config(model: ModelSection):
+    from transformers import AutoConfig
+
+    values = dict(model.base_config)
+    model_type = values.pop("model_type")
+    try:
+        return AutoConfig.for_model(model_type, **values)
+    except (ValueError, KeyError) as exc:
+        raise RecipeError(f"model.base_config: {exc}") from None
+
+
+def build_meta_model(model: ModelSection, cues: Sequence[CueSpec], use_start_end: bool):
+    """The fusion model on the ``meta`` device, from ``base_config``: shapes only, no weights, no downloads."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from llavidal_core.modeling import LlavidalForConditionalGeneration
+
+    if model.base_config is None:
+        raise RecipeError("model.base_config is needed for --dry-run (the base LM's architecture, inline)")
+    config = base_config(model)
+    token_ids = cue_token_ids_for_appended_rows(cues, use_start_end, config.vocab_size)
+    with torch.device("meta"):
+        language_model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype(model.dtype))
+        fused = LlavidalForConditionalGeneration.from_language_model(
+            language_model, cues, token_ids, use_start_end=use_start_end, base_model_name_or_path=model.base)
+    return fused
+
+
+# -- what trains ----------------------------------------------------------------------------------------------------
+
+def apply_trainable(model: Any, train: TrainSection, cues: Sequence[str] | None = None):
+    """Freeze all but ``train.trainable``; with ``train.lora``, wrap the LM's linear layers in LoRA adapters.
+
+    With ``cues``, only those cues' projectors train (a stage's other cues see no data).
+    """
+    model.set_trainable(train.trainable)
+    if cues is not None:
+        for name, projector in model.projectors.items():
+            if name not in cues:
+                projector.requires_grad_(False)
+    if train.lora is not None:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise LlavidalError("train.lora needs peft: pip install 'llavidal-core[train]'") from None
+        config = LoraConfig(r=train.lora.r, lora_alpha=train.lora.alpha, lora_dropout=train.lora.dropout,
+                            target_modules=list(train.lora.target_modules), bias="none")
+        model.language_model = get_peft_model(model.language_model, config)
+        if "embeddings" in train.trainable:  # peft froze every base weight; the cue rows train on
+            for weight in embedding_weights(model):
+                weight.requires_grad_(True)
+    return model
+
+
+def merge_lora(model: Any) -> Any:
+    """Fold LoRA adapters into the LM's weights, so the saved model needs no peft to load."""
+    from peft import PeftModel
+
+    if isinstance(model.language_model, PeftModel):
+        model.language_model = model.language_model.merge_and_unload()
+    return model
+
+
+def embedding_weights(model: Any) -> list:
+    """The input embedding weight, and the output one when it is not tied to it."""
+    weights = [model.get_input_embeddings().weight]
+    output = model.get_output_embeddings()
+    if output is not None and output.weight is not weights[0]:
+        weights.append(output.weight)
+    return weights
+
+
+@dataclass(frozen=True)
+class ParameterCounts:
+    total: int
+    trainable: int
+    by_part: dict
+
+    def lines(self) -> list[str]:
+        lines = [f"parameters: {self.total:,} total, {self.trainable:,} trainable"]
+        lines += [f"  {part}: {count:,}" for part, count in self.by_part.items()]
+        return lines
+
+
+def count_parameters(model: Any) -> ParameterCounts:
+    """Total and trainable parameters; embeddings trained through the row mask count only their cue rows."""
+    by_part = {}
+    rows = len(model.config.new_token_ids)
+    embedding_ids = {id(weight) for weight in embedding_weights(model)}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        part = "projectors" if name.startswith("projectors.") else "lora" if "lora_" in name else "llm"
+        count = parameter.numel()
+        if id(parameter) in embedding_ids and "llm" not in model.trainable_parts:
+            part, count = "embeddings (cue rows)", rows * parameter.shape[1]
+        by_part[part] = by_part.get(part, 0) + count
+    total = sum(parameter.numel() for parameter in model.parameters())
+    return ParameterCounts(total, sum(by_part.values()), by_part)
+
+
+# -- the MMPro hand-off ------------------------------------------------------------------------------------------------
+
+def copy_stage_weights(model: Any, stage_dir: Path, cues: Sequence[str]) -> None:
+    """Copy, from a finished stage's output, the projectors and cue-token embedding rows of ``cues``."""
+    import torch
+
+    from llavidal_core.modeling.adapter import ADAPTER_WEIGHTS_NAME, INPUT_ROWS_KEY, OUTPUT_ROWS_KEY
+
+    stage_dir = Path(stage_dir)
+    wanted_rows = sorted({i for cue in cues for i in model.config.cue_token_ids[cue].values() if i is not None})
+    input_weight = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    output_weight = output.weight if output is not None and output.weight is not input_weight else None
+    with torch.no_grad():
+        if (stage_dir / ADAPTER_WEIGHTS_NAME).is_file():
+            from safetensors import safe_open
+
+            with safe_open(stage_dir / ADAPTER_WEIGHTS_NAME, framework="pt") as reader:
+                saved_ids = json.loads(reader.metadata()["token_ids"])
+                position = {token_id: row for row, token_id in enumerate(saved_ids)}
+                _copy_projectors(model, cues, reader.get_tensor, stage_dir)
+                for key, weight in ((INPUT_ROWS_KEY, input_weight), (OUTPUT_ROWS_KEY, output_weight)):
+                    if weight is not None and key in reader.keys():
+                        saved = reader.get_tensor(key)
+                        for token_id in wanted_rows:
+                            weight[token_id] = saved[position[token_id]].to(weight.dtype)
+        else:
+            tensors = _full_checkpoint_reader(stage_dir)
+            _copy_projectors(model, cues, tensors, stage_dir)
+            names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
+            for weight in (input_weight, output_weight):
+                if weight is not None:
+                    saved = tensors(names[id(weight)])
+                    weight[wanted_rows] = saved[wanted_rows].to(device=weight.device, dtype=weight.dtype)
+
+
+def _copy_projectors(model: Any, cues: Sequence[str], get_tensor, stage_dir: Path) -> None:
+    for cue in cues:
+        for name, parameter in model.projectors[cue].named_parameters():
+            key = f"projectors.{cue}.{name}"
+            try:
+                saved = get_tensor(key)
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type
+                raise LlavidalError(f"{stage_dir}: no {key} to start from ({exc})") from None
+            parameter.copy_(saved.to(device=parameter.device, dtype=parameter.dtype))
+
+
+def _full_checkpoint_reader(stage_dir: Path):
+    """``get_tensor(key)`` over a ``save_pretrained`` folder's safetensors (one file or an index of shards)."""
+    from safetensors import safe_open
+
+    index_file = stage_dir / "model.safetensors.index.json"
+    if index_file.is_file():
+        weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
+    elif (stage_dir / "model.safetensors").is_file():
+        weight_map = None
+    else:
+        raise LlavidalError(f"{stage_dir}: neither a saved model nor an adapter to start from")
+
+    def get_tensor(key: str):
+        file = stage_dir / (weight_map[key] if weight_map is not None else "model.safetensors")
+        with safe_open(file, framework="pt") as reader:
+            return reader.get_tensor(key)
+
+    return get_tensor

@@ -1,0 +1,389 @@
+"""Training recipes: a YAML file read into typed dataclasses, with ``key=value`` overrides on dotted paths.
+
+A recipe has the sections ``model`` (the base LM: a path or repo id in ``base``, its architecture inline in
+``base_config`` for ``--dry-run``), ``cues`` (a list: name, features folder, projector, modality dropout,
+spec fields), ``data`` (instruction file, missing-cue policy, sequence budget), ``train`` (what trains, the
+optimiser and schedule, precision, checkpoints), optional ``stages`` (a curriculum: each stage names the cues
+it uses, the earlier stages it starts from and its own ``data`` / ``train`` overrides) and ``output_dir``.
+
+Overrides address keys by dotted path (``train.learning_rate=1e-4``); list items are addressed by index
+(``cues.0.features=...``) or by their ``name`` (``cues.video.features=...``, ``stages.merge.train.epochs=2``).
+Values are parsed as YAML (``true``, ``[a, b]``, ``{r: 8}``). Every error names the key it is about.
+Relative paths are taken from the current directory.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import yaml
+
+from llavidal_core.errors import LlavidalError
+
+TRAINABLE_PARTS = ("llm", "projectors", "embeddings")
+DEFAULT_STAGE = "main"
+
+
+class RecipeError(LlavidalError):
+    """A recipe file or override is malformed; the message names the key."""
+
+
+@dataclass
+class ModelSection:
+    """The base causal LM.
+
+    ``base``: a folder or Hub repo id holding the LM's weights and tokenizer. ``base_config``: its
+    architecture as a config dict with ``model_type`` (lets ``--dry-run`` work without the weights).
+    ``tokenizer``: where the tokenizer is, when not with ``base``. ``dtype``: the weights' dtype.
+    """
+
+    base: str | None = None
+    base_config: dict | None = None
+    tokenizer: str | None = None
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: str | None = None
+
+
+@dataclass
+class CueSection:
+    """One cue: its spec (seed cue, installed plugin, or inline) and where its features are.
+
+    ``spec`` holds `CueSpec` fields that override (or, for a cue nobody registers, define) the spec.
+    ``features``: a feature store folder or a folder of legacy ``.pkl`` files. ``dropout``: the
+    probability of zeroing the cue's features for a sample (the original's ``*_mask_prob``).
+    """
+
+    name: str
+    features: str | None = None
+    projector: str | None = None
+    dropout: float = 0.0
+    spec: dict = field(default_factory=dict)
+
+
+@dataclass
+class DataSection:
+    """The instruction data: ``train`` is an ADL-X style JSON / JSON-lines file.
+
+    ``missing_cue``: what a sample gets for a cue whose feature file is missing: ``drop`` (its placeholder
+    is removed from the text) or ``zeros`` (zero features, as the original does).
+    """
+
+    train: str | None = None
+    missing_cue: Literal["drop", "zeros"] = "drop"
+    model_max_length: int = 2048
+    use_start_end: bool = True
+    template: str = "vicuna_v1_1"
+    num_workers: int = 0
+
+
+@dataclass
+class LoraSection:
+    """LoRA on the LM's linear layers, through peft (``pip install 'llavidal-core[train]'``)."""
+
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+
+
+@dataclass
+class TrainSection:
+    """What trains and how. ``batch_size`` is per device; ``save``: the final output, ``full`` or ``adapter``.
+
+    ``trainer_args``: any other `transformers.TrainingArguments` field (``fsdp``, ``deepspeed``, ...).
+    """
+
+    trainable: list[str] = field(default_factory=lambda: ["projectors", "embeddings"])
+    lora: LoraSection | None = None
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 2e-5
+    weight_decay: float = 0.0
+    warmup_ratio: float = 0.03
+    lr_scheduler: str = "cosine"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    tf32: bool = False
+    gradient_checkpointing: bool = False
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    logging_steps: int = 10
+    seed: int = 42
+    save: Literal["full", "adapter"] = "full"
+    trainer_args: dict = field(default_factory=dict)
+
+
+@dataclass
+class StageSection:
+    """One stage of a curriculum: the cues its data uses, the stages it starts from, its own overrides."""
+
+    name: str
+    cues: list[str]
+    init_from: list[str] = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    output_dir: str
+    model: ModelSection
+    cues: list[CueSection]
+    data: DataSection = field(default_factory=DataSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    stages: list[StageSection] = field(default_factory=list)
+
+    def cue(self, name: str) -> CueSection:
+        return next(section for section in self.cues if section.name == name)
+
+    def stage_plans(self) -> list["StagePlan"]:
+        """Every stage with its own ``data`` and ``train`` merged over the recipe's (one stage without ``stages``)."""
+        if not self.stages:
+            return [StagePlan(DEFAULT_STAGE, [c.name for c in self.cues], [], self.data, self.train,
+                              Path(self.output_dir))]
+        plans = []
+        for index, stage in enumerate(self.stages):
+            where = f"stages.{index}"
+            data = _build(DataSection, _merge(dataclasses.asdict(self.data), stage.data), f"{where}.data")
+            train = _build(TrainSection, _merge(dataclasses.asdict(self.train), stage.train), f"{where}.train")
+            plans.append(StagePlan(stage.name, list(stage.cues), list(stage.init_from), data, train,
+                                   Path(self.output_dir) / stage.name))
+        return plans
+
+
+@dataclass
+class StagePlan:
+    """A stage ready to run: its cues, its hand-off sources, its data and train settings, its output folder."""
+
+    name: str
+    cues: list[str]
+    init_from: list[str]
+    data: DataSection
+    train: TrainSection
+    output_dir: Path
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file, apply ``key=value`` overrides, check it and return it typed."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: no such recipe file") from None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe is a YAML mapping of sections, got {type(raw).__name__}")
+    for override in overrides:
+        apply_override(raw, override)
+    try:
+        return recipe_from_dict(raw)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: {exc}") from None
+
+
+def recipe_from_dict(raw: dict) -> Recipe:
+    recipe = _build(Recipe, raw, "")
+    _check(recipe)
+    return recipe
+
+
+def apply_override(raw: dict, override: str) -> None:
+    """Set ``a.b.c=value`` in the raw recipe dict (value parsed as YAML); missing mappings are created."""
+    key, sep, text = override.partition("=")
+    if not sep or not key.strip():
+        raise RecipeError(f"override {override!r} is not key=value")
+    parts = key.strip().split(".")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"override {key}: the value {text!r} is not valid YAML ({exc})") from None
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            index = _list_index(node, part, where)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                if node.get(part) is None:
+                    node[part] = {}
+                node = node[part]
+        else:
+            raise RecipeError(f"override {key}: {'.'.join(parts[:depth])} is a {type(node).__name__}, "
+                              "not a section or list")
+
+
+def _list_index(items: list, part: str, where: str) -> int:
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if not -len(items) <= index < len(items):
+            raise RecipeError(f"override {where}: index {index} is out of range (the list has {len(items)} items)")
+        return index
+    names = [item.get("name") if isinstance(item, dict) else None for item in items]
+    if part not in names:
+        raise RecipeError(f"override {where}: no item named {part!r} (names: {[n for n in names if n]})")
+    return names.index(part)
+
+
+def _merge(base: dict, update: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "trainer_args":
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+# -- typed building ------------------------------------------------------------------------------------------
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    """``cls(**raw)``, checking every key and value against ``cls``'s type hints."""
+    label = where or "the recipe"
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{label} must be a mapping, got {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [key for key in raw if key not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(fields), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise RecipeError(f"unknown key {_join(where, key)!r}{hint}; known keys: {sorted(fields)}")
+    values = {}
+    for name, spec in fields.items():
+        if name in raw:
+            values[name] = _coerce(hints[name], raw[name], _join(where, name))
+        elif spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING:
+            raise RecipeError(f"missing required key {_join(where, name)!r}")
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [arg for arg in args if arg is not type(None)]
+        if len(options) == 1:
+            return _coerce(options[0], value, where)
+        errors = []
+        for option in options:
+            try:
+                return _coerce(option, value, where)
+            except RecipeError as exc:
+                errors.append(str(exc))
+        raise RecipeError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise RecipeError(f"{where} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise RecipeError(f"{where} must be a list, got {_describe(value)}")
+        return [_coerce(args[0], item, f"{where}.{index}") for index, item in enumerate(value)]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if hint is dict:
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where} must be a mapping, got {_describe(value)}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where} must be an integer, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, str):  # YAML 1.1 reads 2e-5 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise RecipeError(f"{where} must be a string, got {_describe(value)}")
+        return str(value)
+    raise TypeError(f"recipe field {where}: unsupported type {hint!r}")
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r:.60}"
+
+
+def _join(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
+# -- cross-field checks ----------------------------------------------------------------------------------------
+
+def _check(recipe: Recipe) -> None:
+    if recipe.model.base is None and recipe.model.base_config is None:
+        raise RecipeError("model needs 'base' (a folder or repo id) or 'base_config' (an inline architecture)")
+    if recipe.model.base_config is not None and "model_type" not in recipe.model.base_config:
+        raise RecipeError("model.base_config needs a 'model_type' (e.g. llama)")
+    if not recipe.cues:
+        raise RecipeError("cues: list at least one cue")
+    names = [cue.name for cue in recipe.cues]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise RecipeError(f"cues: the cues {duplicates} are listed more than once")
+    for index, cue in enumerate(recipe.cues):
+        if not 0.0 <= cue.dropout < 1.0:
+            raise RecipeError(f"cues.{index}.dropout must be in [0, 1), got {cue.dropout}")
+    stage_names = [stage.name for stage in recipe.stages]
+    if len(set(stage_names)) != len(stage_names):
+        raise RecipeError(f"stages: stage names must be unique, got {stage_names}")
+    for index, stage in enumerate(recipe.stages):
+        unknown = [cue for cue in stage.cues if cue not in names]
+        if unknown or not stage.cues:
+            raise RecipeError(f"stages.{index}.cues must name some of the recipe's cues {names}, got {stage.cues}")
+        earlier = stage_names[:index]
+        for source in stage.init_from:
+            if source not in earlier:
+                raise RecipeError(f"stages.{index}.init_from: {source!r} is not an earlier stage (earlier: {earlier})")
+    for plan in recipe.stage_plans():
+        where = "train" if not recipe.stages else f"stages.{plan.name}.train"
+        _check_train(plan.train, where)
+        if plan.data.model_max_length <= 0:
+            raise RecipeError(f"{where.removesuffix('train')}data.model_max_length must be positive")
+
+
+def _check_train(train: TrainSection, where: str) -> None:
+    unknown = [part for part in train.trainable if part not in TRAINABLE_PARTS]
+    if unknown:
+        raise RecipeError(f"{where}.trainable: unknown parts {unknown}; choose from {list(TRAINABLE_PARTS)}")
+    if train.lora is not None and "llm" in train.trainable:
+        raise RecipeError(f"{where}: 'lora' trains adapters on a frozen LM; drop 'llm' from trainable or lora")
+    if not train.trainable and train.lora is None:
+        raise RecipeError(f"{where}.trainable: nothing would train")
+    if train.lora is not None and train.save == "adapter":
+        raise RecipeError(f"{where}.save: 'adapter' saves projectors and cue rows only, not LoRA weights; "
+                          "use save: full with lora")
+    for name in ("batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
+        if getattr(train, name) <= 0:
+            raise RecipeError(f"{where}.{name} must be positive, got {getattr(train, name)}")
+    if not 0.0 <= train.warmup_ratio < 1.0:
+        raise RecipeError(f"{where}.warmup_ratio is a fraction of the steps, in [0, 1); got {train.warmup_ratio}")
+    if train.max_steps <= 0 and train.epochs <= 0:
+        raise RecipeError(f"{where}: set epochs > 0 or max_steps > 0")

@@ -1,0 +1,235 @@
+"""Run a recipe: for each stage, build the model, start it from earlier stages, prepare the data, train, save.
+
+Read top to bottom, `run_stage` is the whole recipe. Each stage writes to its own folder (the recipe's
+``output_dir`` itself when there are no stages): ``checkpoint-N/`` every ``save_steps`` steps (the model, or
+only its adapter while the LM is frozen; optimizer, scheduler, RNG and data position, for ``--resume``), then
+the final model, loadable with ``from_pretrained`` (or, with ``train.save: adapter``, with ``from_adapter``)
+with the processor beside it, and ``llavidal_training.json`` marking the stage done. ``log.jsonl`` in
+``output_dir`` gathers the logs of every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from llavidal_core.errors import LlavidalError
+from llavidal_core.training.recipe import Recipe, StagePlan
+
+STAGE_DONE_FILE = "llavidal_training.json"
+LOG_FILE = "log.jsonl"
+
+
+def run_recipe(recipe: Recipe, *, resume: bool = False) -> list[Path]:
+    """Run every stage of ``recipe`` in order; finished stages are skipped when resuming."""
+    plans = recipe.stage_plans()
+    for plan in plans:
+        _check_fresh_or_resumable(plan, resume)
+    outputs = []
+    for plan in plans:
+        if resume and (plan.output_dir / STAGE_DONE_FILE).is_file():
+            _say(f"stage {plan.name}: already done, skipping ({plan.output_dir})")
+        else:
+            run_stage(recipe, plan, resume=resume)
+        outputs.append(plan.output_dir)
+    return outputs
+
+
+def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
+    from transformers import set_seed
+
+    from llavidal_core.data.dataset import InstructionCollator
+    from llavidal_core.processing import LlavidalProcessor
+    from llavidal_core.training import model_setup
+    from llavidal_core.training.trainer import EpochCallback, JsonlLogCallback, LlavidalTrainer, append_jsonl
+
+    set_seed(plan.train.seed)
+    main_process = _is_main_process()
+
+    # The processor knows every cue of the recipe, whatever this stage uses: same token ids in every stage.
+    cues = model_setup.resolve_cue_specs(recipe.cues)
+    processor = LlavidalProcessor(model_setup.load_tokenizer(recipe.model), cues,
+                                  use_start_end=plan.data.use_start_end, template=plan.data.template,
+                                  model_max_length=plan.data.model_max_length)
+
+    # The data: this stage's cues only; the pre-scan decides what is kept, and says so.
+    dataset = build_dataset(recipe, plan, processor)
+    report = dataset.report
+    if main_process:
+        for line in [f"stage {plan.name}: cues {plan.cues}", *report.lines()]:
+            _say(line)
+        append_jsonl(Path(recipe.output_dir) / LOG_FILE,
+                     {"stage": plan.name, "event": "data", **report.as_dict()})
+    if len(dataset) == 0:
+        raise LlavidalError(f"stage {plan.name}: no sample is left to train on (see the data report above)")
+
+    # The model: the base LM with every cue of the recipe.
+    model = model_setup.build_model(recipe.model, cues, processor)
+
+    # MMPro hand-off: each earlier stage gives the projectors and cue rows of the cues it trained.
+    stages = {earlier.name: earlier for earlier in recipe.stage_plans()}
+    for source in plan.init_from:
+        model_setup.copy_stage_weights(model, stages[source].output_dir, stages[source].cues)
+        _say(f"stage {plan.name}: started {stages[source].cues} from stage {source}")
+
+    model_setup.apply_trainable(model, plan.train, plan.cues)
+    counts = model_setup.count_parameters(model)
+    for line in counts.lines():
+        _say(line)
+
+    trainer = LlavidalTrainer(
+        model=model,
+        args=training_arguments(plan),
+        train_dataset=dataset,
+        data_collator=InstructionCollator(processor),
+        processing_class=processor,
+        callbacks=[JsonlLogCallback(Path(recipe.output_dir) / LOG_FILE, plan.name), EpochCallback(dataset)],
+        samples_skipped=report.num_skipped,
+        stage=plan.name,
+    )
+    checkpoint = latest_checkpoint(plan.output_dir) if resume else None
+    if checkpoint is not None:
+        _say(f"stage {plan.name}: resuming from {checkpoint}")
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
+    # The final output: a from_pretrained-loadable folder (or an adapter) with the processor beside it.
+    if plan.train.lora is not None:
+        model_setup.merge_lora(model)
+    if plan.train.save == "adapter":
+        if trainer.is_world_process_zero():
+            model.save_adapter(plan.output_dir, processor)
+    else:
+        trainer.save_model(str(plan.output_dir))
+    if trainer.is_world_process_zero():
+        summary = {"stage": plan.name, "cues": plan.cues, "init_from": plan.init_from,
+                   "save": plan.train.save, "global_step": trainer.state.global_step,
+                   "train_loss": result.training_loss, "parameters": counts.by_part, "data": report.as_dict()}
+        (plan.output_dir / STAGE_DONE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        _say(f"stage {plan.name}: saved to {plan.output_dir}")
+    trainer.accelerator.wait_for_everyone()
+    return plan.output_dir
+
+
+def build_dataset(recipe: Recipe, plan: StagePlan, processor: Any):
+    """The stage's `InstructionDataset`: its cues' feature sources, the missing-cue policy, dropout, seed."""
+    from llavidal_core.data.dataset import (InstructionDataset, open_feature_source, placeholders_of,
+                                            read_training_samples)
+    from llavidal_core.plugins import get_plugin_manager
+    from llavidal_core.seed_cues import LLAVIDAL_CUES
+
+    if plan.data.train is None:
+        raise LlavidalError(f"stage {plan.name}: data.train names no instruction file")
+    samples = read_training_samples(plan.data.train)
+    sources = {}
+    for cue in plan.cues:
+        section = recipe.cue(cue)
+        if section.features is None:
+            raise LlavidalError(f"cues.{cue}.features: stage {plan.name} uses the cue but names no features folder")
+        sources[cue] = open_feature_source(section.features, cue)
+    other = placeholders_of([*LLAVIDAL_CUES, *(r.spec for r in get_plugin_manager().cues().values())])
+    return InstructionDataset(
+        samples, processor, sources, plan.cues, missing_cue=plan.data.missing_cue,
+        dropout={cue: recipe.cue(cue).dropout for cue in plan.cues}, seed=plan.train.seed,
+        other_placeholders=other,
+    )
+
+
+def training_arguments(plan: StagePlan, *, for_this_machine: bool = True):
+    """`TrainingArguments` from the stage's ``train`` section (``trainer_args`` passes anything else).
+
+    ``for_this_machine=False`` checks everything but the precision flags (bf16, fp16, tf32), which
+    `TrainingArguments` refuses on hardware without them: a ``--dry-run`` on a laptop checks a GPU recipe.
+    """
+    from transformers import TrainingArguments
+    from transformers.integrations import is_tensorboard_available
+
+    train = plan.train
+    values = dict(
+        output_dir=str(plan.output_dir),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps,
+        per_device_train_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.gradient_accumulation_steps,
+        learning_rate=train.learning_rate,
+        weight_decay=train.weight_decay,
+        warmup_steps=train.warmup_ratio,
+        lr_scheduler_type=train.lr_scheduler,
+        bf16=train.precision == "bf16",
+        fp16=train.precision == "fp16",
+        tf32=train.tf32 or None,
+        activation_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=train.save_total_limit,
+        logging_steps=train.logging_steps,
+        seed=train.seed,
+        data_seed=train.seed,
+        dataloader_num_workers=plan.data.num_workers,
+        dataloader_pin_memory=_has_cuda(),
+        remove_unused_columns=False,
+        include_num_input_tokens_seen="non_padding",
+        ddp_find_unused_parameters=True,
+        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+    )
+    if _distributed_on_cpu():
+        values["use_cpu"] = True  # torchrun without GPUs: accelerate then runs DDP over gloo
+    values.update(train.trainer_args)
+    if not for_this_machine:
+        values.update(bf16=False, fp16=False, tf32=None)
+    try:
+        return TrainingArguments(**values)
+    except (TypeError, ValueError) as exc:
+        raise LlavidalError(f"stage {plan.name}: TrainingArguments refused the train settings ({exc})") from None
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The last complete ``checkpoint-N`` in ``folder``: one whose ``trainer_state.json`` (written last) reads.
+
+    A run killed while writing a checkpoint leaves it without that file; resuming then takes the one before.
+    """
+    if not folder.is_dir():
+        return None
+    steps = sorted((int(path.name.split("-")[1]), path) for path in folder.glob("checkpoint-*")
+                   if path.is_dir() and path.name.split("-")[1].isdigit())
+    for _, path in reversed(steps):
+        try:
+            json.loads((path / "trainer_state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        return path
+    return None
+
+
+def _has_checkpoints(folder: Path) -> bool:
+    return folder.is_dir() and any(path.is_dir() for path in folder.glob("checkpoint-*"))
+
+
+def _check_fresh_or_resumable(plan: StagePlan, resume: bool) -> None:
+    if resume:
+        return
+    if (plan.output_dir / STAGE_DONE_FILE).is_file() or _has_checkpoints(plan.output_dir):
+        raise LlavidalError(f"{plan.output_dir} already holds a run (stage {plan.name}); pass --resume to continue "
+                            "it, or choose another output_dir")
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _distributed_on_cpu() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_cuda()
+
+
+def _is_main_process() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _say(message: str) -> None:
+    if _is_main_process():
+        print(f"llavidal train: {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,111 @@
+"""The transformers `Trainer`, as llavidal uses it, and the callbacks that log a run.
+
+`LlavidalTrainer` adds three things to `Trainer`: every log record gets ``tokens_per_second`` (non-padding
+tokens, all processes) and ``samples_skipped`` (from the data pre-scan); the embedding matrices are kept out
+of weight decay when only their cue-token rows train (decay would move the frozen base rows too); and while
+the LM is frozen (no ``llm``, no LoRA, no FSDP/DeepSpeed sharding), a checkpoint holds the adapter (projectors
+and cue-token rows, what can change) instead of the whole model, as the original saved only its
+``mm_projector.bin``: a few MB instead of a 7B model's tens of GB, resumed exactly all the same.
+`JsonlLogCallback` appends every record to ``log.jsonl``; `EpochCallback` gives the dataset the epoch for its
+modality-dropout draws. DDP, FSDP and DeepSpeed come with `Trainer` itself (``train.trainer_args``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import Trainer, TrainerCallback
+
+
+class LlavidalTrainer(Trainer):
+    def __init__(self, *args: Any, samples_skipped: int = 0, stage: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.samples_skipped = samples_skipped
+        self.stage = stage
+        self._last_log = (time.perf_counter(), 0)
+        self.add_callback(_TokenRateBaseline(self))
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        now, tokens = time.perf_counter(), self.state.num_input_tokens_seen
+        last_time, last_tokens = self._last_log
+        if "loss" in logs and now > last_time:
+            logs["tokens_per_second"] = round((tokens - last_tokens) / (now - last_time), 1)
+        self._last_log = (now, tokens)
+        logs["samples_skipped"] = self.samples_skipped
+        super().log(logs, start_time)
+
+    def checkpoints_hold_only_the_adapter(self) -> bool:
+        model = self.accelerator.unwrap_model(self.model)
+        lora = any("lora_" in name for name, _ in model.named_parameters())
+        return ("llm" not in model.trainable_parts and not lora
+                and not self.is_fsdp_enabled and not self.is_deepspeed_enabled)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        if _internal_call and self.checkpoints_hold_only_the_adapter():  # a checkpoint, not the final output
+            if self.args.should_save:
+                self.accelerator.unwrap_model(self.model).save_adapter(output_dir, self.processing_class)
+            return
+        super().save_model(output_dir, _internal_call)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        from llavidal_core.modeling.adapter import ADAPTER_WEIGHTS_NAME
+        from llavidal_core.training.model_setup import copy_stage_weights
+
+        if not (Path(resume_from_checkpoint) / ADAPTER_WEIGHTS_NAME).is_file():
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        unwrapped = self.accelerator.unwrap_model(model if model is not None else self.model)
+        copy_stage_weights(unwrapped, Path(resume_from_checkpoint), unwrapped.config.cue_names)
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        names = super().get_decay_parameter_names(model)
+        unwrapped = self.accelerator.unwrap_model(model)
+        if "embeddings" in unwrapped.trainable_parts and "llm" not in unwrapped.trainable_parts:
+            from llavidal_core.training.model_setup import embedding_weights
+
+            embedding_ids = {id(weight) for weight in embedding_weights(unwrapped)}
+            masked = {name for name, p in model.named_parameters() if id(p) in embedding_ids}
+            names = [name for name in names if name not in masked]
+        return names
+
+
+class _TokenRateBaseline(TrainerCallback):
+    """Start the tokens/s clock when training starts (after a resume, from the restored token count)."""
+
+    def __init__(self, trainer: LlavidalTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._last_log = (time.perf_counter(), state.num_input_tokens_seen)
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Append each log record (with step, epoch and stage) to a JSON-lines file, on the main process."""
+
+    def __init__(self, path: Path, stage: str):
+        self.path = Path(path)
+        self.stage = stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"stage": self.stage, "step": state.global_step, "epoch": state.epoch, **logs}
+        append_jsonl(self.path, record)
+
+
+class EpochCallback(TrainerCallback):
+    """Tell the dataset which epoch is starting (it seeds modality dropout with it)."""
+
+    def __init__(self, dataset: Any):
+        self.dataset = dataset
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.dataset.set_epoch(int(state.epoch or 0))
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, default=str) + "\n")

@@ -1,0 +1,106 @@
+"""The inference pipeline on a tiny random model with the fake cue: loading, batching, chat, errors, stops."""
+
+import warnings
+
+import pytest
+import torch
+
+from llavidal_core.errors import LlavidalError, MissingPluginError
+from llavidal_core.inference import LlavidalPipeline
+from llavidal_core.inference.stopping import cut_at_stop, stop_token_sequences
+
+@pytest.fixture
+def pipe(saved_model, fake_video_plugins):
+    return LlavidalPipeline.from_pretrained(saved_model[0], device="cpu")
+
+
+def test_answers_a_question_about_a_video(pipe, saved_model):
+    _, videos = saved_model
+    answer = pipe(video=videos[0], question="What is the person doing?", max_new_tokens=8)
+    assert isinstance(answer, str)
+    assert answer == pipe(video=videos[0], question="What is the person doing?", max_new_tokens=8)  # greedy
+
+
+def test_loads_by_repo_id_from_an_offline_hub_cache(saved_model, fake_video_plugins, offline_hub):
+    model_dir, videos = saved_model
+    offline_hub.add("llavidal-tests/tiny-fake", model_dir)
+    by_id = LlavidalPipeline.from_pretrained("llavidal-tests/tiny-fake", device="cpu")
+    by_path = LlavidalPipeline.from_pretrained(model_dir, device="cpu")
+    question = "Describe the video."
+    assert by_id(video=videos[1], question=question, max_new_tokens=6) == \
+        by_path(video=videos[1], question=question, max_new_tokens=6)
+
+
+def test_batch_gives_the_same_greedy_answers_as_single_calls(pipe, saved_model):
+    _, videos = saved_model
+    questions = ["What happens?", "Who is there?", "What does the person hold in the hand?", "Why?"]
+    batched = pipe(video=videos, question=questions, max_new_tokens=8)
+    singles = [pipe(video=v, question=q, max_new_tokens=8) for v, q in zip(videos, questions)]
+    assert batched == singles
+    assert pipe.encoder_calls == 1 + 4  # the batch ran the encoder once over all four videos
+
+
+def test_chat_keeps_history_and_computes_features_once(pipe, saved_model):
+    _, videos = saved_model
+    chat = pipe.chat(video=videos[0])
+    assert pipe.encoder_calls == 1
+    first = chat.ask("What is the person doing?", max_new_tokens=5)
+    second = chat.ask("And then?", max_new_tokens=5)
+    assert pipe.encoder_calls == 1
+    assert [turn["from"] for turn in chat.history] == ["human", "gpt", "human", "gpt"]
+    assert chat.history[1]["value"] == first and chat.history[3]["value"] == second
+    assert "<video>" in chat.history[0]["value"] and "<video>" not in chat.history[2]["value"]
+    chat.reset()
+    assert chat.history == [] and chat.ask("What is the person doing?", max_new_tokens=5) == first
+    chat.set_sample(video=videos[2])
+    assert pipe.encoder_calls == 2
+
+
+def test_precomputed_features_give_the_same_answer(pipe, saved_model):
+    _, videos = saved_model
+    features = pipe.encoders["video"].encode([videos[0]])[0]
+    assert pipe(features={"video": features}, question="What?", max_new_tokens=6) == \
+        pipe(video=videos[0], question="What?", max_new_tokens=6)
+
+
+def test_streaming_yields_the_whole_answer(pipe, saved_model):
+    _, videos = saved_model
+    pieces = list(pipe(video=videos[3], question="What is the person doing?", max_new_tokens=10, stream=True))
+    assert "".join(pieces).strip() == pipe(video=videos[3], question="What is the person doing?", max_new_tokens=10)
+
+
+def test_missing_cue_input_is_left_out_with_a_warning(pipe):
+    with pytest.warns(UserWarning, match=r"no input for the cue\(s\) \['video'\]"):
+        answer = pipe(question="What is the person doing?", max_new_tokens=4)
+    assert isinstance(answer, str)
+
+
+def test_missing_file_and_empty_question_are_clear_errors(pipe, saved_model, tmp_path):
+    _, videos = saved_model
+    with pytest.raises(LlavidalError, match="absent.mp4: no such file"):
+        pipe(video=str(tmp_path / "absent.mp4"), question="What?")
+    with pytest.raises(ValueError, match="the question is empty"):
+        pipe(video=videos[0], question="   ")
+    with pytest.raises(LlavidalError, match=r"cues \['pose'\] that the model does not have"):
+        pipe(features={"pose": torch.zeros(256, 216)}, question="What?")
+    with pytest.raises(LlavidalError, match=r"cues \['pose'\] that the model does not have"):
+        pipe(inputs={"pose": videos[0]}, question="What?")
+
+
+def test_missing_plugin_names_the_pip_line(saved_model, llavidal_plugins):
+    with pytest.raises(MissingPluginError, match="pip install llavidal-video"):
+        LlavidalPipeline.from_pretrained(saved_model[0], device="cpu")
+    features_only = LlavidalPipeline.from_pretrained(saved_model[0], device="cpu", load_encoders=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(features_only(features={"video": torch.zeros(4, 8)}, question="What?", max_new_tokens=3), str)
+
+
+def test_stop_strings_are_cut_as_token_sequences(pipe):
+    tokenizer = pipe.processor.tokenizer
+    [stop] = stop_token_sequences(tokenizer, ["person"])
+    answer = tokenizer("the person drinks", add_special_tokens=False)["input_ids"]
+    assert tokenizer.decode(cut_at_stop(answer, [stop])).strip() == "the"
+    # the seed's rstrip("</s>") would eat the final "s" of "drinks"; a token-sequence cut keeps it
+    ends = answer + [tokenizer.eos_token_id]
+    assert tokenizer.decode(cut_at_stop(ends, [[tokenizer.eos_token_id]])) == tokenizer.decode(answer)

@@ -1,0 +1,51 @@
+"""The MMPro hand-off: a stage starts from the projectors and cue-token rows that earlier stages trained."""
+
+import pytest
+import torch
+
+from llavidal_core.testing.tiny_fusion import build_tiny_llavidal
+from llavidal_core.training.model_setup import copy_stage_weights
+
+
+def rows_of(model, cue):
+    ids = [i for i in model.config.cue_token_ids[cue].values() if i is not None]
+    return model.get_input_embeddings().weight[ids], model.get_output_embeddings().weight[ids]
+
+
+@pytest.mark.parametrize("saved_as", ["adapter", "full"])
+def test_copy_takes_only_the_cues_the_stage_trained(tmp_path, saved_as):
+    trained, processor = build_tiny_llavidal(seed=1)
+    with torch.no_grad():
+        for parameter in trained.projectors.parameters():
+            parameter.add_(1.0)
+        trained.get_input_embeddings().weight.add_(1.0)
+        trained.get_output_embeddings().weight.add_(1.0)
+    if saved_as == "adapter":
+        trained.save_adapter(tmp_path / "stage", processor)
+    else:
+        trained.save_pretrained(tmp_path / "stage", processor=processor)
+
+    fresh, _ = build_tiny_llavidal(seed=2)
+    before_pose = [t.clone() for t in rows_of(fresh, "pose")]
+    before_base_row = fresh.get_input_embeddings().weight[5].clone()
+    pose_projector = fresh.projectors["pose"].weight.clone()
+    copy_stage_weights(fresh, tmp_path / "stage", ["video", "object"])
+
+    for cue in ("video", "object"):
+        assert torch.equal(fresh.projectors[cue].weight, trained.projectors[cue].weight)
+        assert torch.equal(fresh.projectors[cue].bias, trained.projectors[cue].bias)
+        for got, want in zip(rows_of(fresh, cue), rows_of(trained, cue)):
+            assert torch.equal(got, want)
+    assert torch.equal(fresh.projectors["pose"].weight, pose_projector)
+    for got, want in zip(rows_of(fresh, "pose"), before_pose):
+        assert torch.equal(got, want)
+    assert torch.equal(fresh.get_input_embeddings().weight[5], before_base_row)
+
+
+def test_a_stage_folder_without_weights_is_an_error(tmp_path):
+    from llavidal_core.errors import LlavidalError
+
+    model, _ = build_tiny_llavidal()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LlavidalError, match="neither a saved model nor an adapter"):
+        copy_stage_weights(model, tmp_path / "empty", ["video"])

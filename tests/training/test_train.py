@@ -1,0 +1,125 @@
+"""``llavidal train``: the tiny recipes end to end on CPU, the 7B recipes as dry runs, the MMPro hand-off."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from llavidal_core.cli import main
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+
+
+def log_records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_tiny_recipe_trains_the_loss_falls_and_the_output_loads_and_generates(in_tiny_root, capsys):
+    assert main(["train", str(RECIPES / "tiny-llavidal.yaml"), "output_dir=tiny/run", "train.max_steps=12",
+                 "train.save_steps=6"]) == 0
+    out = in_tiny_root / "tiny" / "run"
+    records = log_records(out / "log.jsonl")
+    data = next(r for r in records if r.get("event") == "data")
+    assert data["kept"] == 32 and data["skipped"] == 0
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert len(losses) == 3 and losses[-1] < losses[0] - 0.4, losses
+    step_record = next(r for r in records if "loss" in r)
+    assert step_record["tokens_per_second"] > 0 and step_record["samples_skipped"] == 0
+    assert {"learning_rate", "step", "epoch"} <= set(step_record)
+    assert (out / "checkpoint-6" / "optimizer.pt").is_file() and (out / "llavidal_training.json").is_file()
+    assert "data: 32 of 32 samples kept" in capsys.readouterr().err
+
+    import llavidal_core.modeling  # noqa: F401 - registers the Auto classes
+    from transformers import AutoModelForCausalLM
+
+    from llavidal_core.features import FeatureStore
+    from llavidal_core.processing import LlavidalProcessor
+
+    model = AutoModelForCausalLM.from_pretrained(out).eval()
+    processor = LlavidalProcessor.from_pretrained(out)
+    stored = FeatureStore(in_tiny_root / "tiny" / "features").read_all("001_video_001")
+    features = {cue: tensor.reshape(-1, tensor.shape[-1]) for cue, tensor in stored.items()}
+    prompt = [{"from": "human", "value": "<video><object><human_pose>\nWhat is the person doing in the video?"}]
+    batch = processor([prompt], [features], add_generation_prompt=True)
+    generated = model.generate(**batch, max_new_tokens=6, do_sample=False,
+                               pad_token_id=processor.tokenizer.pad_token_id)
+    assert generated.shape[1] > batch["input_ids"].shape[1]
+
+
+@pytest.mark.parametrize("recipe", ["llavidal-7b-video.yaml", "llavidal-7b-mmpro.yaml"])
+def test_7b_recipes_validate_offline_with_dry_run(recipe, in_tiny_root, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["train", str(RECIPES / recipe), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "model: mmaaz60/LLaVA-7B-Lightening-v1-1 [llama, float32]" in out
+    assert "parameters: 6,7" in out and "projectors: " in out and "embeddings (cue rows): " in out
+    if recipe == "llavidal-7b-mmpro.yaml":
+        assert out.count("stage ") == 5
+        assert "stage video_object_pose: cues ['video', 'object', 'pose'], init_from ['object', 'video_pose']" in out
+        assert "projectors: 7,188,480" in out  # the last stage: 1024/512/216 -> 4096 linear, with bias
+        assert "embeddings (cue rows): 73,728" in out  # 9 cue tokens x 4096, input and output rows
+    else:
+        assert "projectors: 4,198,400" in out
+
+
+def test_a_run_refuses_an_output_dir_that_holds_one_unless_resumed(in_tiny_root, capsys):
+    (in_tiny_root / "tiny" / "taken" / "checkpoint-3").mkdir(parents=True)
+    assert main(["train", str(RECIPES / "tiny-llavidal.yaml"), "output_dir=tiny/taken"]) == 1
+    assert "already holds a run (stage main); pass --resume" in capsys.readouterr().err
+
+
+def test_a_malformed_instruction_line_fails_with_its_line_number(in_tiny_root, capsys):
+    bad = in_tiny_root / "tiny" / "bad.jsonl"
+    good = json.loads((in_tiny_root / "tiny" / "train.json").read_text())[0]
+    bad.write_text(json.dumps(good) + "\n" + json.dumps({"id": "x", "conversations": "oops"}) + "\n")
+    assert main(["train", str(RECIPES / "tiny-llavidal.yaml"), "output_dir=tiny/bad", f"data.train={bad}"]) == 1
+    error = capsys.readouterr().err
+    assert "bad.jsonl: line 2: 'conversations' must be a list" in error
+
+
+@pytest.mark.slow
+def test_tiny_mmpro_recipe_runs_every_stage(in_tiny_root):
+    assert main(["train", str(RECIPES / "tiny-llavidal-mmpro.yaml"), "output_dir=tiny/mmpro", "train.max_steps=2"]) == 0
+    out = in_tiny_root / "tiny" / "mmpro"
+    stages = ["video", "object", "pose", "video_pose", "all"]
+    summaries = {s: json.loads((out / s / "llavidal_training.json").read_text()) for s in stages}
+    assert summaries["video_pose"]["init_from"] == ["video", "pose"]
+    assert all(summaries[s]["global_step"] == 2 for s in stages)
+    assert (out / "video" / "adapter.safetensors").is_file() and (out / "all" / "model.safetensors").is_file()
+    data = {r["stage"]: r for r in log_records(out / "log.jsonl") if r.get("event") == "data"}
+    assert data["video"]["unused_placeholders_removed"] == {"object": 32, "pose": 32}
+    assert data["all"]["unused_placeholders_removed"] == {}
+
+    import llavidal_core.modeling  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    final = AutoModelForCausalLM.from_pretrained(out / "all")
+    assert final.config.cue_names == ("video", "object", "pose")
+    # the LM and the base vocabulary rows never train in this recipe
+    base = AutoModelForCausalLM.from_pretrained(in_tiny_root / "tiny" / "llm")
+    rows = base.get_input_embeddings().weight.shape[0]
+    assert torch.equal(final.get_input_embeddings().weight[:rows], base.get_input_embeddings().weight)
+    assert torch.equal(final.language_model.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+
+
+@pytest.mark.slow
+def test_lora_trains_adapters_on_the_frozen_lm_and_saves_them_merged(in_tiny_root):
+    pytest.importorskip("peft")
+    assert main(["train", str(RECIPES / "tiny-llavidal.yaml"), "output_dir=tiny/lora", "train.max_steps=2",
+                 "train.trainable=[projectors, embeddings]", "train.lora={r: 4, alpha: 8}"]) == 0
+    import llavidal_core.modeling  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    out = in_tiny_root / "tiny" / "lora"
+    summary = json.loads((out / "llavidal_training.json").read_text())
+    assert set(summary["parameters"]) == {"lora", "projectors", "embeddings (cue rows)"}
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(in_tiny_root / "tiny" / "llm")
+    tuned_layer, base_layer = tuned.language_model.model.layers[0], base.model.layers[0]
+    assert not torch.equal(tuned_layer.self_attn.q_proj.weight, base_layer.self_attn.q_proj.weight)
+    assert torch.equal(tuned_layer.self_attn.k_proj.weight, base_layer.self_attn.k_proj.weight)
+    rows = base.get_input_embeddings().weight.shape[0]
+    assert torch.equal(tuned.get_input_embeddings().weight[:rows], base.get_input_embeddings().weight)
+    assert not any("lora" in name for name, _ in tuned.named_parameters())
