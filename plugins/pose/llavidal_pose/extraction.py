@@ -1,0 +1,234 @@
+"""``llavidal extract pose``: skeleton files → pose features in a feature store, batched, resumable, sharded.
+
+Inputs are skeleton files (``.skeleton``, ``.npy``, ``.npz``), folders (searched recursively for them) or
+text files listing paths (one per line, ``#`` comments; relative paths are taken from the list's folder).
+The id of each output is the input's file name up to its first dot, so ``S001C001P001R001A001.skeleton``
+becomes ``DIR/S001C001P001R001A001.safetensors`` with the tensor ``pose``. Behaviour:
+
+- a file that cannot be read or encoded is appended to ``DIR/errors.jsonl`` as ``{"path", "error"}`` and
+  skipped; the exit code is then 3 (0 when every file was written or already there);
+- usage errors (a missing input, no skeleton files, two inputs with the same id, a bad ``--model`` or
+  ``RANK``/``WORLD_SIZE``) exit with 2 before anything is written;
+- ids whose feature file already holds ``pose`` are skipped (resume);
+- with ``RANK`` and ``WORLD_SIZE`` set (as torchrun sets them) each process takes ``rank::world_size`` of
+  the sorted inputs;
+- ``--workers N`` reads and prepares files in N ``DataLoader`` worker processes (0: in this one);
+- ``--model random`` encodes with random weights of the default configuration, to try the pipeline before
+  a PoseCLIP is trained: it says so in a warning and in each file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from llavidal_core.errors import LlavidalError
+
+CUE_NAME = "pose"
+ERRORS_FILE = "errors.jsonl"
+RANDOM_MODEL = "random"
+RANDOM_SEED = 0
+RANDOM_NOTE = "random weights (--model random): for trying the pipeline, not trained features"
+SKELETON_SUFFIXES = (".skeleton", ".npy", ".npz")
+
+
+class UsageError(LlavidalError):
+    """A command line that cannot run as given (exit code 2)."""
+
+
+def _listed_paths(list_file: Path) -> list[Path]:
+    paths = []
+    for line in list_file.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            path = Path(line)
+            paths.append(path if path.is_absolute() else list_file.parent / path)
+    return paths
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], suffixes: Sequence[str] = SKELETON_SUFFIXES) -> list[Path]:
+    """Every input file, sorted and without repeats: files as given, folders searched, lists read."""
+    found: dict[str, Path] = {}
+    for given in inputs:
+        path = Path(given)
+        if path.is_dir():
+            candidates = [p for p in path.rglob("*") if p.suffix in suffixes and p.is_file()
+                          and not p.name.startswith(".")]
+        elif path.is_file():
+            candidates = [path] if path.suffix in suffixes else _listed_paths(path)
+        else:
+            raise UsageError(f"{path}: no such file or folder")
+        for candidate in candidates:
+            found.setdefault(os.path.normpath(os.path.abspath(candidate)), candidate)
+    return sorted(found.values(), key=str)
+
+
+def ids_by_path(paths: Sequence[Path]) -> dict[Path, str]:
+    """Each input's id; two inputs with one id are a `UsageError` naming both."""
+    from llavidal_core.features import video_id_from_path
+
+    owners: dict[str, Path] = {}
+    ids = {}
+    for path in paths:
+        try:
+            video_id = video_id_from_path(path)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        if video_id in owners:
+            raise UsageError(f"two inputs have the id {video_id!r}: {owners[video_id]} and {path}")
+        owners[video_id] = path
+        ids[path] = video_id
+    return ids
+
+
+def shard_from_environment() -> tuple[int, int]:
+    """``(rank, world_size)`` from ``RANK``/``WORLD_SIZE`` (``(0, 1)`` when unset)."""
+    try:
+        rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        raise UsageError(f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} "
+                         "must be integers") from None
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise UsageError(f"RANK={rank} must be in [0, WORLD_SIZE={world_size})")
+    return rank, world_size
+
+
+def load_encoder(model: str, device: str, dtype_name: str):
+    """The encoder named by ``--model`` (a PoseCLIP folder, a Hub id, or ``random``), and its metadata."""
+    import torch
+
+    from llavidal_pose.encoder import PoseCueEncoder
+    from llavidal_pose.zero_shot import load_pose_encoder
+
+    dtype = getattr(torch, dtype_name)
+    if model == RANDOM_MODEL:
+        print(f"llavidal: warning: {RANDOM_NOTE}", file=sys.stderr)
+        torch.manual_seed(RANDOM_SEED)
+        encoder = PoseCueEncoder().eval()
+        notes = {"encoder": RANDOM_MODEL, "random_weights": "true", "random_seed": str(RANDOM_SEED),
+                 "note": RANDOM_NOTE}
+    else:
+        try:
+            encoder = load_pose_encoder(model)
+        except Exception as exc:  # noqa: BLE001 - any failure to load is a bad --model
+            raise UsageError(f"--model {model}: cannot load a pose encoder ({type(exc).__name__}: {exc})") from None
+        notes = {"encoder": str(model), "random_weights": "false"}
+    return encoder.to(device=resolve_device(device), dtype=dtype), notes
+
+
+def resolve_device(device: str) -> str:
+    """``auto``: this process's GPU (``cuda:$LOCAL_RANK``, as torchrun sets it) if there is one, else the CPU."""
+    import torch
+
+    if device != "auto":
+        return device
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+
+
+def describe_error(exc: BaseException) -> str:
+    """The line errors.jsonl records: a llavidal error's own message (it names the file), else its type too."""
+    return str(exc) if isinstance(exc, LlavidalError) else f"{type(exc).__name__}: {exc}"
+
+
+class PreparedSkeletons:
+    """A map-style dataset of ``(path, backbone input or None, error or None)``, for a ``DataLoader``."""
+
+    def __init__(self, paths: Sequence[Path], preprocessing):
+        self.paths = list(paths)
+        self.preprocessing = preprocessing
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from llavidal_pose.skeleton import load_skeleton
+
+        path = self.paths[index]
+        try:
+            return path, self.preprocessing(load_skeleton(path)), None
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+            return path, None, describe_error(exc)
+
+
+def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device: str = "auto",
+            dtype: str = "float32", batch_size: int = 8, workers: int = 0, progress: bool | None = None) -> int:
+    """Run the extraction (module docstring); returns the exit code."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader
+    from tqdm import tqdm
+
+    from llavidal_core.features import FeatureStore
+    from llavidal_pose import __version__
+
+    if batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if workers < 0:
+        raise UsageError(f"--workers must be 0 or more, got {workers}")
+    paths = collect_inputs(inputs)
+    if not paths:
+        raise UsageError(f"no skeleton files ({', '.join(SKELETON_SUFFIXES)}) in {', '.join(map(str, inputs))}")
+    ids = ids_by_path(paths)
+    rank, world_size = shard_from_environment()
+    mine = paths[rank::world_size]
+    encoder, notes = load_encoder(model, device, dtype)
+    store = FeatureStore(out)
+    errors_path = store.root / ERRORS_FILE
+    failures = written = skipped = 0
+
+    def fail(path: Path, message: str) -> None:
+        nonlocal failures
+        failures += 1
+        with open(errors_path, "a") as handle:
+            handle.write(json.dumps({"path": str(path), "error": message}) + "\n")
+
+    todo = []
+    for path in mine:
+        try:
+            done = store.has(ids[path], CUE_NAME)
+        except LlavidalError:
+            done = False
+        if done:
+            skipped += 1
+        else:
+            todo.append(path)
+
+    metadata: dict[str, Any] = {**notes, "encoder_class": "llavidal_pose.encoder:PoseCueEncoder",
+                                "llavidal_pose_version": __version__,
+                                "preprocessing": json.dumps(asdict(encoder.preprocessing), sort_keys=True)}
+    bar = tqdm(total=len(todo), desc=f"pose features (rank {rank}/{world_size})" if world_size > 1 else "pose features",
+               unit="file", disable=None if progress is None else not progress)
+    loader = DataLoader(PreparedSkeletons(todo, encoder.preprocessing), batch_size=batch_size, num_workers=workers,
+                        collate_fn=list)
+    with bar:
+        for batch in loader:
+            for path, _, error in batch:
+                if error is not None:
+                    fail(path, error)
+                    bar.update(1)
+            ready = [(path, array) for path, array, error in batch if error is None]
+            if not ready:
+                continue
+            inputs_tensor = torch.from_numpy(np.stack([array for _, array in ready])).to(encoder.device, encoder.dtype)
+            with torch.inference_mode():
+                tokens, _ = encoder.forward_features(inputs_tensor)
+            for (path, _), features in zip(ready, tokens):
+                try:
+                    encoder.check_features(features, source=path)
+                    store.write(ids[path], CUE_NAME, features, {**metadata, "source": str(path)})
+                    written += 1
+                except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
+                    fail(path, describe_error(exc))
+                bar.update(1)
+    summary = f"pose: {written} written, {skipped} already there, {failures} failed"
+    if failures:
+        summary += f" (see {errors_path})"
+    print(summary, file=sys.stderr)
+    return 3 if failures else 0

@@ -1,0 +1,107 @@
+"""From a `SkeletonSequence` to the backbone's input: a float32 ``(C=3, T, V=25, M)`` array.
+
+The steps, in order (pyskl's ``PreNormalize3D`` + ``UniformSample`` + ``FormatGCNInput``, with CTR-GCN's
+body choice):
+
+1. drop the frames that hold no body;
+2. keep the ``num_person`` most active bodies (motion: the summed variance of a body's joints over the
+   frames it appears in; ties go to the body seen in more frames), most active first, and pad with
+   absent (all-zero) bodies up to ``num_person``;
+3. ``center``: translate every present joint so that the spine-middle joint of the first body in its first
+   frame is the origin;
+4. ``align``: rotate into a canonical view taken from that same frame: the spine (spine base to spine
+   middle) along +z and the shoulders (left to right) in the xz-plane along +x;
+5. resample to ``num_frames`` frames by segment midpoints (a random point of each segment when an ``rng``
+   is given, for training), repeating frames when the recording is shorter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from llavidal_pose.joints import LEFT_SHOULDER, RIGHT_SHOULDER, SPINE_BASE, SPINE_MID
+from llavidal_pose.skeleton import SkeletonFormatError, SkeletonSequence
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How skeletons are prepared for the backbone; saved with every encoder."""
+
+    num_frames: int = 64
+    num_person: int = 2
+    center: bool = True
+    align: bool = True
+
+    def __call__(self, sequence: SkeletonSequence, rng: np.random.Generator | None = None) -> np.ndarray:
+        return preprocess_skeleton(sequence, self.num_frames, self.num_person, center=self.center,
+                                   align=self.align, rng=rng)
+
+
+def body_motion(joints: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Per body column, the summed variance of its joint coordinates over the frames where it is present."""
+    motion = np.zeros(joints.shape[1])
+    for m in range(joints.shape[1]):
+        frames = joints[present[:, m], m]
+        if len(frames) > 1:
+            motion[m] = frames.reshape(len(frames), -1).var(axis=0).sum()
+    return motion
+
+
+def select_bodies(joints: np.ndarray, present: np.ndarray, num_person: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``num_person`` most active bodies, most active first, padded with absent ones."""
+    motion = body_motion(joints, present)
+    frames_seen = present.sum(axis=0)
+    order = sorted(range(joints.shape[1]), key=lambda m: (-motion[m], -frames_seen[m], m))[:num_person]
+    chosen = np.zeros((joints.shape[0], num_person, *joints.shape[2:]), dtype=np.float32)
+    chosen_present = np.zeros((joints.shape[0], num_person), dtype=bool)
+    chosen[:, : len(order)] = joints[:, order]
+    chosen_present[:, : len(order)] = present[:, order]
+    return chosen, chosen_present
+
+
+def canonical_rotation(frame: np.ndarray) -> np.ndarray | None:
+    """The 3x3 rotation taking one body's frame ``(V, 3)`` to the canonical view; None if degenerate."""
+    spine = frame[SPINE_MID] - frame[SPINE_BASE]
+    shoulders = frame[RIGHT_SHOULDER] - frame[LEFT_SHOULDER]
+    if np.linalg.norm(spine) < 1e-6:
+        return None
+    z_axis = spine / np.linalg.norm(spine)
+    shoulders = shoulders - shoulders.dot(z_axis) * z_axis
+    if np.linalg.norm(shoulders) < 1e-6:
+        return None
+    x_axis = shoulders / np.linalg.norm(shoulders)
+    y_axis = np.cross(z_axis, x_axis)
+    return np.stack([x_axis, y_axis, z_axis])
+
+
+def sample_frame_indices(num_available: int, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """``num_frames`` indices into ``num_available`` frames: segment midpoints, or random points of segments."""
+    offsets = np.full(num_frames, 0.5) if rng is None else rng.random(num_frames)
+    indices = np.floor((np.arange(num_frames) + offsets) * num_available / num_frames).astype(np.int64)
+    return np.clip(indices, 0, num_available - 1)
+
+
+def preprocess_skeleton(sequence: SkeletonSequence, num_frames: int = 64, num_person: int = 2, *,
+                        center: bool = True, align: bool = True,
+                        rng: np.random.Generator | None = None) -> np.ndarray:
+    """The backbone input ``(3, num_frames, V, num_person)`` for one recording (steps in the module doc)."""
+    occupied = sequence.present.any(axis=1) if sequence.num_bodies else np.zeros(sequence.num_frames, bool)
+    if not occupied.any():
+        raise SkeletonFormatError(sequence.source or "<skeleton>", None,
+                                  f"no body in any of its {sequence.num_frames} frames")
+    joints = sequence.joints[occupied].astype(np.float64)
+    present = sequence.present[occupied]
+    joints, present = select_bodies(joints, present, num_person)
+    joints = joints.astype(np.float64)
+    first = int(np.flatnonzero(present[:, 0])[0])
+    mask = present[:, :, None, None]
+    if center:
+        joints = np.where(mask, joints - joints[first, 0, SPINE_MID], 0.0)
+    if align:
+        rotation = canonical_rotation(joints[first, 0])
+        if rotation is not None:
+            joints = np.where(mask, joints @ rotation.T, 0.0)
+    joints = joints[sample_frame_indices(len(joints), num_frames, rng)]
+    return np.ascontiguousarray(joints.transpose(3, 0, 2, 1), dtype=np.float32)
