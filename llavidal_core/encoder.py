@@ -30,6 +30,8 @@ class CueEncoder(
 
     @classmethod
     def _from_pretrained(cls, **kwargs):
+        # a checkpoint missing weights must not load as silently random ones (the mixin's default is lax)
+        kwargs["strict"] = True
         # huggingface_hub prints "Loading weights from local directory" on stdout, which belongs to answers
         with contextlib.redirect_stdout(sys.stderr):
             return super()._from_pretrained(**kwargs)

@@ -93,3 +93,16 @@ def test_encoder_output_is_checked_against_the_spec():
         encoder.check_features(torch.zeros(5, 8), source="bad.mp4")
     with pytest.raises(ValueError, match=r"shape \(4, 7\)"):
         encoder.check_features(torch.zeros(4, 7))
+
+
+def test_encoder_with_missing_weights_refuses_to_load(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from llavidal_core.testing.fake_cue_encoder import FakeCueEncoder
+
+    FakeCueEncoder().save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["mix.bias"]
+    save_file(weights, tmp_path / "model.safetensors")
+    with pytest.raises(RuntimeError, match="mix.bias"):
+        FakeCueEncoder.from_pretrained(tmp_path)
