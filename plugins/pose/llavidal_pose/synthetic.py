@@ -1,6 +1,8 @@
-"""Synthetic NTU-layout skeletons of four easily told apart actions, for tests, demos and recipe checks.
+"""Synthetic NTU-layout skeletons of simple motions, for tests, demos and recipe checks.
 
-`synthesize_action` animates a 25-joint Kinect skeleton with simple forward kinematics (bone lengths, limb
+`SYNTHETIC_ACTIONS` are four easily told apart actions (PoseCLIP's synthetic recipe); `MOTIONS` adds the
+motions of the miniature ADL world (a hand raised to the head, holding something in front, kicking,
+sitting down, standing up). `animate` moves one `Performer`; `synthesize_action` animates a 25-joint Kinect skeleton with simple forward kinematics (bone lengths, limb
 directions over time, two-link leg inverse kinematics for squats) and places it in Kinect camera space
 (metres; y up; the person faces the sensor from 2.5-3.5 m). Every recording varies: body size, speed,
 amplitude, phase, waving hand, view angle, position, length (50-100 frames at 30 fps) and joint noise
@@ -9,6 +11,8 @@ person in the background, as real recordings do.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -146,31 +150,131 @@ def _standing(body: _Body, rng: np.random.Generator) -> None:
         body.rest_leg(side)
 
 
-_ANIMATIONS = {"waving": _waving, "squatting": _squatting, "walking": _walking, "clapping": _clapping}
+def _raising_hand_to_head(body: _Body, rng: np.random.Generator) -> None:
+    """The right hand comes up beside the face and stays there (drinking, phoning: the same motion)."""
+    body.trunk()
+    rise = np.clip(body.t / rng.uniform(0.3, 0.6), 0.0, 1.0)[:, None]
+    jitter = 0.05 * np.sin(2 * np.pi * rng.uniform(0.3, 0.8) * body.t + rng.uniform(0, 2 * np.pi))
+    down = _unit(-0.12, -1.0, 0.03)
+    upper = _unit(-0.45, -0.55 + 0.1 * jitter, 0.45)
+    fore = _unit(0.35, 1.0 + jitter, 0.25)
+    body.arm("right", _unit(*((1 - rise) * down + rise * upper).T), _unit(*((1 - rise) * down + rise * fore).T))
+    body.rest_arm("left", rng)
+    body.rest_leg("left")
+    body.rest_leg("right")
 
 
-def _to_camera(joints: np.ndarray, rng: np.random.Generator, distance: float) -> np.ndarray:
+def _holding_in_front(body: _Body, rng: np.random.Generator) -> None:
+    """Both forearms forward at chest height, nearly still (reading, using a tablet)."""
+    body.trunk()
+    sway = 0.04 * np.sin(2 * np.pi * rng.uniform(0.2, 0.5) * body.t + rng.uniform(0, 2 * np.pi))
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        body.arm(side, _unit(sign * 0.15, -1.0, 0.25), _unit(-sign * 0.25, 0.45 + sway, 1.0))
+    body.rest_leg("left")
+    body.rest_leg("right")
+
+
+def _kicking(body: _Body, rng: np.random.Generator) -> None:
+    """The right leg swings forward and back, again and again."""
+    body.trunk()
+    phase = 2 * np.pi * rng.uniform(0.8, 1.2) * body.t + rng.uniform(0, 2 * np.pi)
+    swing = rng.uniform(0.7, 1.0) * np.maximum(0.0, np.sin(phase))
+    body.leg("right", _unit(-0.02, -np.cos(swing), np.sin(swing)), _unit(-0.02, -np.cos(1.2 * swing), np.sin(1.2 * swing)))
+    body.rest_leg("left")
+    for side in ("left", "right"):
+        body.rest_arm(side, rng)
+
+
+def _seated_legs(body: _Body) -> None:
+    s = body.s
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        hip = body.joints[:, JOINT[f"{side}_hip"]] + body.root
+        ankle_height = 0.08 * s
+        span = np.minimum(hip[:, 1] - ankle_height, 0.839 * s)
+        forward = np.sqrt((0.42 * s) ** 2 - (span / 2) ** 2)
+        knee = np.stack([hip[:, 0] + sign * 0.03 * s, hip[:, 1] - span / 2, hip[:, 2] + forward], axis=-1)
+        ankle = np.stack([hip[:, 0], np.full_like(span, ankle_height), hip[:, 2]], axis=-1)
+        body.leg(side, _unit(*(knee - hip).T), _unit(*(ankle - knee).T))
+
+
+def _sitting(body: _Body, rng: np.random.Generator, down: bool) -> None:
+    """Going from standing to sitting (``down``) or back up, once, at a varied moment and speed."""
+    s = body.s
+    start, length = rng.uniform(0.1, 0.35), rng.uniform(0.3, 0.5)
+    progress = np.clip((body.t / body.t[-1] - start) / length, 0.0, 1.0) if len(body.t) > 1 else np.zeros(1)
+    seated = progress if down else 1.0 - progress
+    drop = rng.uniform(0.38, 0.45) * s * (1 - np.cos(np.pi * seated)) / 2
+    body.trunk()
+    body.root[:, 1] = -drop
+    for side in ("left", "right"):
+        body.rest_arm(side, rng)
+    _seated_legs(body)
+
+
+def _sitting_down(body: _Body, rng: np.random.Generator) -> None:
+    _sitting(body, rng, down=True)
+
+
+def _standing_up(body: _Body, rng: np.random.Generator) -> None:
+    _sitting(body, rng, down=False)
+
+
+_ANIMATIONS = {
+    "waving": _waving, "squatting": _squatting, "walking": _walking, "clapping": _clapping,
+    "raising_hand_to_head": _raising_hand_to_head, "holding_in_front": _holding_in_front,
+    "kicking": _kicking, "sitting_down": _sitting_down, "standing_up": _standing_up,
+}
+MOTIONS = tuple(_ANIMATIONS)
+
+
+@dataclass(frozen=True)
+class Performer:
+    """Who performs and where the camera sees them from: body size, view angles and position (metres)."""
+
+    scale: float
+    yaw_degrees: float
+    pitch_degrees: float
+    x: float
+    y: float
+    distance: float
+
+    @classmethod
+    def random(cls, rng: np.random.Generator, distance_range=(2.5, 3.5)) -> "Performer":
+        scale = rng.uniform(0.85, 1.15)
+        distance = rng.uniform(*distance_range)
+        return cls(scale, rng.uniform(-40, 40), rng.uniform(-5, 5), rng.uniform(-0.5, 0.5), rng.uniform(-1.1, -0.9),
+                   distance)
+
+
+def _to_camera(joints: np.ndarray, performer: Performer) -> np.ndarray:
     """Person frame → Kinect camera space: turned to face the sensor, yawed, pitched and placed."""
-    yaw, pitch = np.radians(rng.uniform(-40, 40)), np.radians(rng.uniform(-5, 5))
+    yaw, pitch = np.radians(performer.yaw_degrees), np.radians(performer.pitch_degrees)
     facing = np.diag([-1.0, 1.0, -1.0])
     turn = np.array([[np.cos(yaw), 0, np.sin(yaw)], [0, 1, 0], [-np.sin(yaw), 0, np.cos(yaw)]])
     tilt = np.array([[1, 0, 0], [0, np.cos(pitch), -np.sin(pitch)], [0, np.sin(pitch), np.cos(pitch)]])
-    offset = np.array([rng.uniform(-0.5, 0.5), rng.uniform(-1.1, -0.9), distance])
+    offset = np.array([performer.x, performer.y, performer.distance])
     return joints @ (tilt @ turn @ facing).T + offset
 
 
+def animate(motion: str, rng: np.random.Generator, num_frames: int, performer: Performer) -> np.ndarray:
+    """Camera-space joints ``(T, 25, 3)`` of ``performer`` doing ``motion`` (one of `MOTIONS`), without noise."""
+    if motion not in _ANIMATIONS:
+        raise ValueError(f"unknown synthetic motion {motion!r}; choose from {', '.join(MOTIONS)}")
+    actor = _Body(num_frames, performer.scale)
+    _ANIMATIONS[motion](actor, rng)
+    return _to_camera(actor.placed(), performer)
+
+
 def synthesize_action(action: str, rng: np.random.Generator, num_frames: int | None = None) -> SkeletonSequence:
-    """One recording of ``action`` (one of `SYNTHETIC_ACTIONS`), varied by ``rng``."""
+    """One recording of ``action`` (one of `MOTIONS`; `SYNTHETIC_ACTIONS` are the default four), varied by ``rng``."""
     if action not in _ANIMATIONS:
-        raise ValueError(f"unknown synthetic action {action!r}; choose from {', '.join(SYNTHETIC_ACTIONS)}")
+        raise ValueError(f"unknown synthetic action {action!r}; choose from {', '.join(MOTIONS)}")
     num_frames = num_frames or int(rng.integers(50, 101))
-    actor = _Body(num_frames, rng.uniform(0.85, 1.15))
-    _ANIMATIONS[action](actor, rng)
-    bodies = [_to_camera(actor.placed(), rng, rng.uniform(2.5, 3.5))]
+    bodies = [animate(action, rng, num_frames, Performer.random(rng))]
     if rng.random() < 0.3:
         bystander = _Body(num_frames, rng.uniform(0.85, 1.15))
         _standing(bystander, rng)
-        bodies.append(_to_camera(bystander.placed(), rng, rng.uniform(3.6, 4.2)))
+        bodies.append(_to_camera(bystander.placed(), Performer.random(rng, (3.6, 4.2))))
     joints = np.stack(bodies, axis=1)
     joints += rng.normal(0.0, 0.01, joints.shape)
     present = np.ones(joints.shape[:2], dtype=bool)

@@ -1,0 +1,186 @@
+"""Building the miniature ADL world on disk: videos, skeletons, object tracks, instructions and MCQs.
+
+Each video shows one performer doing ``actions_per_video`` different actions one after the other (as
+ADL-X stitches NTU clips of one person). Performers are split: the held-out ones only appear in the
+multiple-choice test, so the test is cross-subject. Everything is drawn from one seed, so the same config
+gives the same world, file for file; a world already on disk with the same config and generator version
+is reused.
+
+Layout of ``DIR``::
+
+    world.json               config, generator version, and the truth of every video
+    videos/<id>.mp4          rendered stick figures with coloured held objects
+    skeletons/<id>.skeleton  the same motion as NTU RGB+D text files
+    objects/<id>.json        object tracks: label and per-frame pixel boxes
+    train.json               ADL-X instruction JSON (training performers)
+    mcq_test.json            ADLMCQ (current schema) about held-out performers, with a "category" per question
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from llavidal_core.atomic_files import atomic_write_bytes
+from llavidal_core.world.actions import ACTIONS_BY_NAME, WORLD_ACTIONS, WorldAction
+from llavidal_core.world.render import draw_frame, object_box, write_video
+
+GENERATOR_VERSION = "1"
+PLACEHOLDERS = "<video><object><human_pose>"
+LETTERS = "ABCD"
+
+
+@dataclass(frozen=True)
+class WorldConfig:
+    num_performers: int = 12
+    videos_per_performer: int = 10
+    held_out_performers: int = 3
+    actions_per_video: int = 2
+    frames_per_action: int = 40
+    fps: int = 20
+    image_size: int = 112
+    joint_noise_metres: float = 0.01
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class VideoTruth:
+    video_id: str
+    performer: int
+    actions: tuple[str, ...]
+    held_out: bool
+
+
+def _require_pose_plugin():
+    try:
+        from llavidal_pose import skeleton, synthetic
+    except ImportError:
+        from llavidal_core.errors import MissingPluginError
+
+        raise MissingPluginError("the miniature world draws its people with llavidal-pose: "
+                                 "pip install llavidal-pose") from None
+    return skeleton, synthetic
+
+
+def plan_videos(config: WorldConfig, rng: np.random.Generator) -> list[VideoTruth]:
+    """Which actions each video shows: every action about equally often, two in a row never the same."""
+    plans = []
+    names = [action.name for action in WORLD_ACTIONS]
+    for performer in range(1, config.num_performers + 1):
+        held_out = performer > config.num_performers - config.held_out_performers
+        for number in range(1, config.videos_per_performer + 1):
+            chosen = tuple(rng.choice(names, size=config.actions_per_video, replace=False).tolist())
+            plans.append(VideoTruth(f"{performer:03d}_video_{number:03d}", performer, chosen, held_out))
+    return plans
+
+
+def render_video(plan: VideoTruth, performer, config: WorldConfig, rng: np.random.Generator, synthetic):
+    """Joints ``(T, 25, 3)``, frames ``(T, H, W, 3)`` and object tracks of one planned video."""
+    segments, tracks = [], []
+    for action_name in plan.actions:
+        action = ACTIONS_BY_NAME[action_name]
+        joints = synthetic.animate(action.motion, rng, config.frames_per_action, performer)
+        if action.held_object is not None:
+            first = sum(len(s) for s in segments)
+            boxes = object_box(joints, action.held_object, config.image_size)
+            tracks.append({"label": action.held_object, "first_frame": first,
+                           "boxes": np.round(boxes, 1).tolist()})
+        segments.append(joints)
+    joints = np.concatenate(segments) + rng.normal(0.0, config.joint_noise_metres, (sum(map(len, segments)), 25, 3))
+    frames = []
+    for t in range(len(joints)):
+        held = [(track["label"], np.array(track["boxes"][t - track["first_frame"]])) for track in tracks
+                if 0 <= t - track["first_frame"] < len(track["boxes"])]
+        frames.append(draw_frame(joints[t], held, config.image_size))
+    return joints.astype(np.float32), np.stack(frames), tracks
+
+
+def objects_phrase(actions: list[WorldAction]) -> str:
+    held = [action.held_object for action in actions if action.held_object]
+    if not held:
+        return "The person does not hold any object."
+    return "The person holds " + " and then ".join(f"a {name}" for name in held) + "."
+
+
+def instruction_records(plan: VideoTruth, index: int) -> list[dict]:
+    """ADL-X records for one training video: what happens, first, last, and which objects."""
+    actions = [ACTIONS_BY_NAME[name] for name in plan.actions]
+    sentence = ", then ".join(action.third_person for action in actions)
+    pairs = [
+        ("What does the person do in the video?", f"The person {sentence}."),
+        ("What does the person do first?", f"The person {actions[0].third_person}."),
+        ("What does the person do last?", f"The person {actions[-1].third_person}."),
+        ("Which objects does the person hold?", objects_phrase(actions)),
+    ]
+    records = []
+    for offset, (question, answer) in enumerate(pairs):
+        human = f"{PLACEHOLDERS}\n{question}" if (index + offset) % 2 == 0 else f"{question}\n{PLACEHOLDERS}"
+        records.append({
+            "id": plan.video_id, "video": f"{plan.video_id}.pkl", "object": f"{plan.video_id}_object.pkl",
+            "pose": f"{plan.video_id}_pose.pkl",
+            "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
+        })
+    return records
+
+
+def mcq_records(plan: VideoTruth, rng: np.random.Generator) -> list[dict]:
+    """Two questions per held-out video (first and last action), 4 choices with the twin among them."""
+    records = []
+    for question, truth in (("What does the person do first?", plan.actions[0]),
+                            ("What does the person do last?", plan.actions[-1])):
+        action = ACTIONS_BY_NAME[truth]
+        distractors = [action.twin] if action.twin else []
+        others = [a.name for a in WORLD_ACTIONS if a.name not in (truth, *distractors, *plan.actions)]
+        distractors += rng.choice(others, size=3 - len(distractors), replace=False).tolist()
+        options = [truth, *distractors]
+        rng.shuffle(options)
+        records.append({
+            "video_filename": f"{plan.video_id}.mp4",
+            "question": question,
+            "answer_choices": {LETTERS[i]: ACTIONS_BY_NAME[name].name for i, name in enumerate(options)},
+            "ground_truth_letter": LETTERS[options.index(truth)],
+            "category": f"{action.told_apart_by}-twin" if action.twin else "other",
+        })
+    return records
+
+
+def _cached(directory: Path, config: WorldConfig) -> bool:
+    manifest = directory / "world.json"
+    if not manifest.exists():
+        return False
+    saved = json.loads(manifest.read_text())
+    return saved.get("config") == asdict(config) and saved.get("generator_version") == GENERATOR_VERSION
+
+
+def build_world(directory: str | Path, config: WorldConfig = WorldConfig()) -> Path:
+    """Write the world into ``directory`` (reused when already there with the same config); returns it."""
+    skeleton, synthetic = _require_pose_plugin()
+    directory = Path(directory)
+    if _cached(directory, config):
+        return directory
+    for sub in ("videos", "skeletons", "objects"):
+        (directory / sub).mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    plans = plan_videos(config, rng)
+    performers = {p: synthetic.Performer.random(rng) for p in range(1, config.num_performers + 1)}
+    instructions, questions = [], []
+    for index, plan in enumerate(tqdm(plans, desc="miniature world", unit="video")):
+        joints, frames, tracks = render_video(plan, performers[plan.performer], config, rng, synthetic)
+        write_video(directory / "videos" / f"{plan.video_id}.mp4", frames, config.fps)
+        skeleton.write_skeleton_file(directory / "skeletons" / f"{plan.video_id}.skeleton",
+                                     skeleton.SkeletonSequence.from_joints(joints[:, None]))
+        atomic_write_bytes(directory / "objects" / f"{plan.video_id}.json", json.dumps(tracks).encode("utf-8"))
+        if plan.held_out:
+            questions += mcq_records(plan, rng)
+        else:
+            instructions += instruction_records(plan, index)
+    atomic_write_bytes(directory / "train.json", json.dumps(instructions, indent=1).encode("utf-8"))
+    atomic_write_bytes(directory / "mcq_test.json", json.dumps(questions, indent=1).encode("utf-8"))
+    manifest = {"generator_version": GENERATOR_VERSION, "config": asdict(config),
+                "videos": [asdict(plan) for plan in plans]}
+    atomic_write_bytes(directory / "world.json", json.dumps(manifest, indent=1).encode("utf-8"))
+    return directory
