@@ -107,6 +107,19 @@ def _clapping(body: _Body, rng: np.random.Generator) -> None:
     body.rest_leg("right")
 
 
+def _bent_legs(body: _Body) -> None:
+    """Both legs bent so the feet stay on the floor under the (lowered) hips: two-link inverse kinematics."""
+    s = body.s
+    for side, sign in (("left", 1.0), ("right", -1.0)):
+        hip = body.joints[:, JOINT[f"{side}_hip"]] + body.root
+        ankle_height = 0.08 * s
+        span = np.minimum(hip[:, 1] - ankle_height, 0.839 * s)
+        forward = np.sqrt((0.42 * s) ** 2 - (span / 2) ** 2)
+        knee = np.stack([hip[:, 0] + sign * 0.03 * s, hip[:, 1] - span / 2, hip[:, 2] + forward], axis=-1)
+        ankle = np.stack([hip[:, 0], np.full_like(span, ankle_height), hip[:, 2]], axis=-1)
+        body.leg(side, _unit(*(knee - hip).T), _unit(*(ankle - knee).T))
+
+
 def _squatting(body: _Body, rng: np.random.Generator) -> None:
     s = body.s
     phase = 2 * np.pi * rng.uniform(0.4, 0.7) * body.t + rng.uniform(0, 2 * np.pi)
@@ -117,13 +130,7 @@ def _squatting(body: _Body, rng: np.random.Generator) -> None:
     for side, sign in (("left", 1.0), ("right", -1.0)):
         body.arm(side, _unit(sign * 0.1, -1.0 + 0.9 * reach, 1.2 * reach + 0.05),
                  _unit(sign * 0.05, -1.0 + reach, 1.5 * reach + 0.05))
-        hip = body.joints[:, JOINT[f"{side}_hip"]] + body.root
-        ankle_height = 0.08 * s
-        span = np.minimum(hip[:, 1] - ankle_height, 0.839 * s)
-        forward = np.sqrt((0.42 * s) ** 2 - (span / 2) ** 2)
-        knee = np.stack([hip[:, 0] + sign * 0.03 * s, hip[:, 1] - span / 2, hip[:, 2] + forward], axis=-1)
-        ankle = np.stack([hip[:, 0], np.full_like(span, ankle_height), hip[:, 2]], axis=-1)
-        body.leg(side, _unit(*(knee - hip).T), _unit(*(ankle - knee).T))
+    _bent_legs(body)
 
 
 def _walking(body: _Body, rng: np.random.Generator) -> None:
@@ -185,18 +192,6 @@ def _kicking(body: _Body, rng: np.random.Generator) -> None:
         body.rest_arm(side, rng)
 
 
-def _seated_legs(body: _Body) -> None:
-    s = body.s
-    for side, sign in (("left", 1.0), ("right", -1.0)):
-        hip = body.joints[:, JOINT[f"{side}_hip"]] + body.root
-        ankle_height = 0.08 * s
-        span = np.minimum(hip[:, 1] - ankle_height, 0.839 * s)
-        forward = np.sqrt((0.42 * s) ** 2 - (span / 2) ** 2)
-        knee = np.stack([hip[:, 0] + sign * 0.03 * s, hip[:, 1] - span / 2, hip[:, 2] + forward], axis=-1)
-        ankle = np.stack([hip[:, 0], np.full_like(span, ankle_height), hip[:, 2]], axis=-1)
-        body.leg(side, _unit(*(knee - hip).T), _unit(*(ankle - knee).T))
-
-
 def _sitting(body: _Body, rng: np.random.Generator, down: bool) -> None:
     """Going from standing to sitting (``down``) or back up, once, at a varied moment and speed."""
     s = body.s
@@ -208,7 +203,7 @@ def _sitting(body: _Body, rng: np.random.Generator, down: bool) -> None:
     body.root[:, 1] = -drop
     for side in ("left", "right"):
         body.rest_arm(side, rng)
-    _seated_legs(body)
+    _bent_legs(body)
 
 
 def _sitting_down(body: _Body, rng: np.random.Generator) -> None:
