@@ -106,8 +106,31 @@ def objects_phrase(actions: list[WorldAction]) -> str:
     return "The person holds " + " and then ".join(f"a {name}" for name in held) + "."
 
 
-def instruction_records(plan: VideoTruth, index: int) -> list[dict]:
-    """ADL-X records for one training video: what happens, first, last, and which objects."""
+ORDER_QUESTIONS = (("What does the person do first?", 0), ("What does the person do last?", -1))
+
+
+def choice_question(plan: VideoTruth, position: int, rng: np.random.Generator) -> tuple[dict[str, str], str, str]:
+    """Four lettered choices for the action at ``position``, its twin always among the distractors.
+
+    Returns the choices, the right letter and the question's category: ``"pose-twin"`` or
+    ``"object-twin"`` when only that cue tells the answer from its twin, else ``"other"``.
+    """
+    truth = ACTIONS_BY_NAME[plan.actions[position]]
+    distractors = [truth.twin] if truth.twin else []
+    others = [a.name for a in WORLD_ACTIONS if a.name not in (truth.name, *distractors, *plan.actions)]
+    distractors += rng.choice(others, size=3 - len(distractors), replace=False).tolist()
+    options = [truth.name, *distractors]
+    rng.shuffle(options)
+    category = f"{truth.told_apart_by}-twin" if truth.twin else "other"
+    return {LETTERS[i]: name for i, name in enumerate(options)}, LETTERS[options.index(truth.name)], category
+
+
+def instruction_records(plan: VideoTruth, index: int, rng: np.random.Generator) -> list[dict]:
+    """ADL-X records for one training video: what happens, first, last, which objects, and the order
+    questions asked as multiple choice (in the wording `llavidal eval mcq` uses)."""
+    from llavidal_core.evaluation.mcq_files import MCQuestion
+    from llavidal_core.evaluation.mcq_scoring import mcq_prompt, option_answer
+
     actions = [ACTIONS_BY_NAME[name] for name in plan.actions]
     sentence = ", then ".join(action.third_person for action in actions)
     pairs = [
@@ -119,32 +142,29 @@ def instruction_records(plan: VideoTruth, index: int) -> list[dict]:
     records = []
     for offset, (question, answer) in enumerate(pairs):
         human = f"{PLACEHOLDERS}\n{question}" if (index + offset) % 2 == 0 else f"{question}\n{PLACEHOLDERS}"
-        records.append({
-            "id": plan.video_id, "video": f"{plan.video_id}.pkl", "object": f"{plan.video_id}_object.pkl",
-            "pose": f"{plan.video_id}_pose.pkl",
-            "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
-        })
+        records.append(_record(plan, human, answer))
+    for question, position in ORDER_QUESTIONS:
+        choices, letter, _ = choice_question(plan, position, rng)
+        prompt = mcq_prompt(MCQuestion("", "", question, choices, letter, ""), [PLACEHOLDERS])
+        records.append(_record(plan, prompt, option_answer(letter, choices[letter])))
     return records
 
 
+def _record(plan: VideoTruth, human: str, answer: str) -> dict:
+    return {
+        "id": plan.video_id, "video": f"{plan.video_id}.pkl", "object": f"{plan.video_id}_object.pkl",
+        "pose": f"{plan.video_id}_pose.pkl",
+        "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": answer}],
+    }
+
+
 def mcq_records(plan: VideoTruth, rng: np.random.Generator) -> list[dict]:
-    """Two questions per held-out video (first and last action), 4 choices with the twin among them."""
+    """ADLMCQ records for one held-out video: its first and its last action, four choices each."""
     records = []
-    for question, truth in (("What does the person do first?", plan.actions[0]),
-                            ("What does the person do last?", plan.actions[-1])):
-        action = ACTIONS_BY_NAME[truth]
-        distractors = [action.twin] if action.twin else []
-        others = [a.name for a in WORLD_ACTIONS if a.name not in (truth, *distractors, *plan.actions)]
-        distractors += rng.choice(others, size=3 - len(distractors), replace=False).tolist()
-        options = [truth, *distractors]
-        rng.shuffle(options)
-        records.append({
-            "video_filename": f"{plan.video_id}.mp4",
-            "question": question,
-            "answer_choices": {LETTERS[i]: ACTIONS_BY_NAME[name].name for i, name in enumerate(options)},
-            "ground_truth_letter": LETTERS[options.index(truth)],
-            "category": f"{action.told_apart_by}-twin" if action.twin else "other",
-        })
+    for question, position in ORDER_QUESTIONS:
+        choices, letter, category = choice_question(plan, position, rng)
+        records.append({"video_filename": f"{plan.video_id}.mp4", "question": question, "answer_choices": choices,
+                        "ground_truth_letter": letter, "category": category})
     return records
 
 
@@ -177,7 +197,7 @@ def build_world(directory: str | Path, config: WorldConfig = WorldConfig()) -> P
         if plan.held_out:
             questions += mcq_records(plan, rng)
         else:
-            instructions += instruction_records(plan, index)
+            instructions += instruction_records(plan, index, rng)
     atomic_write_bytes(directory / "train.json", json.dumps(instructions, indent=1).encode("utf-8"))
     atomic_write_bytes(directory / "mcq_test.json", json.dumps(questions, indent=1).encode("utf-8"))
     manifest = {"generator_version": GENERATOR_VERSION, "config": asdict(config),

@@ -1,0 +1,204 @@
+"""Video feature extraction, timed three ways in one process on the same videos and the same random CLIP:
+
+(a) a faithful copy of the original pipeline (Video-ChatGPT / LLAVIDAL save_spatio_temporal_clip_features.py):
+    serial, decord full-resolution decode, float nearest resize, PIL + transformers' PIL CLIP processor, the
+    whole tower with all hidden states, float32, 48 frames per forward, numpy pooling, one pickle per video;
+(b) ours: ``llavidal extract video`` (DataLoader decode workers, uint8 resize, table-lookup normalisation,
+    the tower cut at layer -2), at each ``--dtypes`` precision;
+(c) the floor: our encoder's forward pass alone on frames decoded beforehand, at the same precisions.
+
+Prints videos/s for each and the ratios b/a and b/c. With ``--repeats N`` the pipelines run in N interleaved
+rounds and the best time of each counts (robust to other load on a shared machine). ``--whole-command`` also
+times (a) and (b) as whole commands in fresh processes, start-up included. The CLIP is ViT-B/16-sized (224²,
+patch 16, width 768, 12 blocks) with random weights, so no download is needed.
+
+    python benchmarks/bench_video_extract.py                       # the shared real videos, 100 frames
+    python benchmarks/bench_video_extract.py --whole-command --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
+DEFAULT_VIDEOS = [SHARED_VIDEOS / name for name in ("ntu_sample.avi", "nasa_13013.mp4", "video_0.mov")]
+VIT_B_16 = dict(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                num_attention_heads=12)
+
+
+# -- (a) the original pipeline, as in the original script ---------------------------------------------------
+
+def get_seq_frames(total_num_frames, desired_num_frames):
+    seg_size = float(total_num_frames - 1) / desired_num_frames
+    return [(int(np.round(seg_size * i)) + int(np.round(seg_size * (i + 1)))) // 2 for i in range(desired_num_frames)]
+
+
+def load_video(vis_path, num_frm=100):
+    from decord import VideoReader, cpu
+    from PIL import Image
+
+    vr = VideoReader(str(vis_path), ctx=cpu(0))
+    total_frame_num = len(vr)
+    total_num_frm = min(total_frame_num, num_frm)
+    frame_idx = get_seq_frames(total_frame_num, total_num_frm)
+    img_array = vr.get_batch(frame_idx).asnumpy()
+    h, w = 224, 224
+    if img_array.shape[-3] != h or img_array.shape[-2] != w:
+        img_array = torch.from_numpy(img_array).permute(0, 3, 1, 2).float()
+        img_array = torch.nn.functional.interpolate(img_array, size=(h, w))
+        img_array = img_array.permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    return [Image.fromarray(img_array[j]) for j in range(total_num_frm)]
+
+
+def get_spatio_temporal_features(features, num_temporal_tokens=100):
+    t, s, c = features.shape
+    temporal_tokens = np.mean(features, axis=1)
+    padding_size = num_temporal_tokens - t
+    if padding_size > 0:
+        temporal_tokens = np.pad(temporal_tokens, ((0, padding_size), (0, 0)), mode="constant")
+    spatial_tokens = np.mean(features, axis=0)
+    return np.concatenate([temporal_tokens, spatial_tokens], axis=0)
+
+
+def run_original(video_paths, clip_dir, out_dir, num_frames=100, infer_batch=48):
+    from transformers import CLIPImageProcessorPil, CLIPVisionModel
+
+    image_processor = CLIPImageProcessorPil()
+    vision_tower = CLIPVisionModel.from_pretrained(clip_dir).eval()
+    config = vision_tower.config
+    patches = (config.image_size // config.patch_size) ** 2
+    os.makedirs(out_dir, exist_ok=True)
+    for video_path in video_paths:
+        video_id = Path(video_path).name.split(".")[0]
+        video = load_video(video_path, num_frames)
+        video_tensor = image_processor.preprocess(video, return_tensors="pt")["pixel_values"]
+        n_chunk = len(video_tensor)
+        video_features = torch.FloatTensor(n_chunk, patches, config.hidden_size).fill_(0)
+        with torch.no_grad():
+            for i in range(int(math.ceil(n_chunk / float(infer_batch)))):
+                batch = video_tensor[i * infer_batch:(i + 1) * infer_batch]
+                outs = vision_tower(batch, output_hidden_states=True)
+                video_features[i * infer_batch:(i + 1) * infer_batch] = outs.hidden_states[-2][:, 1:].detach().cpu()
+        with open(f"{out_dir}/{video_id}.pkl", "wb") as handle:
+            pickle.dump(get_spatio_temporal_features(video_features.numpy().astype("float16"), num_frames), handle)
+
+
+# -- (b) ours, (c) the floor ----------------------------------------------------------------------------------
+
+def extract_args(video_paths, clip_dir, out_dir, num_frames, dtype, workers):
+    return ["extract", "video", *map(str, video_paths), "--out", str(out_dir), "--model", str(clip_dir),
+            "--num-frames", str(num_frames), "--dtype", dtype, "--workers", str(workers), "--device", "cpu"]
+
+
+def run_ours(video_paths, clip_dir, out_dir, num_frames, dtype, workers):
+    from llavidal_core.cli import main
+
+    os.environ["LLAVIDAL_LOAD_PLUGINS"] = "llavidal-video"
+    code = main(extract_args(video_paths, clip_dir, out_dir, num_frames, dtype, workers))
+    if code != 0:
+        raise SystemExit(f"llavidal extract video exited with {code}")
+
+
+def floor_seconds(video_paths, clip_dir, num_frames, dtype):
+    from llavidal_video.encoder import VideoCueEncoder
+
+    encoder = VideoCueEncoder.from_pretrained(clip_dir, num_frames=num_frames, dtype=dtype)
+    source = encoder.frame_source()
+    decoded = [source(path).frames for path in video_paths]
+    encoder.encode_frames(decoded[-1][:2])  # warm-up
+    start = time.perf_counter()
+    for frames in decoded:
+        encoder.encode_frames(frames)
+    return time.perf_counter() - start
+
+
+def timed(function, *args):
+    start = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - start
+
+
+def command_seconds(command):
+    env = dict(os.environ, LLAVIDAL_LOAD_PLUGINS="llavidal-video")
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("videos", nargs="*", type=Path, default=DEFAULT_VIDEOS)
+    parser.add_argument("--frames", type=int, default=100, help="frames per video (default: 100)")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], help="precisions for (b) and (c)")
+    parser.add_argument("--workers", type=int, default=1, help="DataLoader decode workers for (b)")
+    parser.add_argument("--whole-command", action="store_true", help="also time (a) and (b) as fresh processes")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="interleaved rounds; the best time of each pipeline is reported (default: 1)")
+    parser.add_argument("--original-only", nargs=2, metavar=("CLIP_DIR", "OUT_DIR"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.original_only:  # the whole-command run of (a)
+        run_original(args.videos, args.original_only[0], args.original_only[1], args.frames)
+        return 0
+
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    videos = [str(path) for path in args.videos]
+    llavidal = str(Path(sys.executable).parent / "llavidal")
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        torch.manual_seed(0)
+        CLIPVisionModel(CLIPVisionConfig(**VIT_B_16)).save_pretrained(scratch / "clip")
+        clip_dir = scratch / "clip"
+        print(f"{len(videos)} videos, {args.frames} frames, ViT-B/16-sized random CLIP, torch threads "
+              f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, {args.repeats} interleaved rounds", flush=True)
+
+        def pipelines(round_dir):
+            yield "(a) original, float32", lambda: timed(run_original, videos, clip_dir, round_dir / "a", args.frames)
+            for dtype in args.dtypes:
+                yield f"(b) ours, {dtype}", lambda dtype=dtype: timed(
+                    run_ours, videos, clip_dir, round_dir / f"b-{dtype}", args.frames, dtype, args.workers)
+                yield f"(c) floor, {dtype}", lambda dtype=dtype: floor_seconds(videos, clip_dir, args.frames, dtype)
+            if args.whole_command:
+                yield "(a) original, whole command", lambda: command_seconds(
+                    [sys.executable, __file__, *videos, "--frames", str(args.frames), "--original-only",
+                     str(clip_dir), str(round_dir / "a-cmd")])
+                for dtype in args.dtypes:
+                    yield f"(b) ours, {dtype}, whole command", lambda dtype=dtype: command_seconds(
+                        [llavidal, *extract_args(videos, clip_dir, round_dir / f"b-cmd-{dtype}", args.frames,
+                                                 dtype, args.workers)])
+
+        times: dict[str, list[float]] = {}
+        for round_index in range(args.repeats):
+            for name, run in pipelines(scratch / f"round{round_index}"):
+                seconds = run()
+                times.setdefault(name, []).append(seconds)
+                print(f"round {round_index + 1}: {name:36s} {seconds:9.2f} s", flush=True)
+
+    best = {name: min(values) for name, values in times.items()}
+    print(f"\n{'pipeline (best of ' + str(args.repeats) + ')':36s} {'seconds':>9s} {'videos/s':>9s} {'median s':>9s}")
+    for name, values in times.items():
+        print(f"{name:36s} {best[name]:9.2f} {len(videos) / best[name]:9.4f} {float(np.median(values)):9.2f}")
+    print()
+    original = best["(a) original, float32"]
+    for dtype in args.dtypes:
+        ours, floor = best[f"(b) ours, {dtype}"], best[f"(c) floor, {dtype}"]
+        print(f"{dtype:9s}: (b) is {original / ours:.2f}x faster than (a); (b) takes {ours / floor:.2f}x the floor (c)")
+        if args.whole_command:
+            whole = best[f"(b) ours, {dtype}, whole command"]
+            print(f"{dtype:9s}: whole commands: (b) is {best['(a) original, whole command'] / whole:.2f}x faster than (a)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""`ObjectCueEncoder`: video path → ``(8 n, D)`` object rows, with BLIP-2 tags, OWLv2 tracks and CLIP crops.
+
+The encoder is a pipeline over three pretrained models named by folder or Hub id. ``save_pretrained``
+writes only ``config.json`` (those names and the chain's options): the weights stay in the three models'
+own folders, and ``from_pretrained`` loads them from there again. The three models are sub-modules, so
+``.to(device, dtype)`` moves all of them. `extract` gives the full result (features ``(n, 8, D)``, tags,
+trajectories); `encode_one`, the `CueEncoder` contract, flattens the features to ``(8 n, D)`` rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+
+from llavidal_core.encoder import CueEncoder
+from llavidal_core.seed_cues import OBJECT
+from llavidal_object import __version__
+from llavidal_object.crop_encoder import ClipCropEncoder
+from llavidal_object.detector import DEFAULT_QUERY_TEMPLATE, Owlv2Detector
+from llavidal_object.frames import VideoFrames, read_video_frames
+from llavidal_object.models import DEFAULT_DETECTOR, DEFAULT_ENCODER, DEFAULT_TAGGER, load_model_and_processor
+from llavidal_object.pipeline import ObjectExtraction, ObjectOptions, extract_objects
+from llavidal_object.tagger import DEFAULT_PROMPT, Blip2Tagger
+from llavidal_object.tags import split_user_tags
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ObjectCueEncoder(CueEncoder):
+    """The ``object`` cue: 8 CLIP region-feature rows along each of the video's best object tracks.
+
+    Args (saved in ``config.json``):
+        tagger, detector, encoder: BLIP-2, OWLv2 and CLIP model folders or Hub ids (each with its processor).
+        tags: fixed object tags; when given, BLIP-2 is neither loaded nor run.
+        stop_words: tags never to keep (e.g. ``["table"]``).
+        num_frames: frames sampled evenly over the video; OWLv2 runs on all of them, BLIP-2 on
+            ``num_keyframes`` of them, and crops are cut from them.
+        score_threshold, nms_iou: OWLv2 box score threshold and per-class NMS IoU.
+        num_keyframes, max_tags, track_iou, max_gap, min_track_length, max_objects: see `ObjectOptions`.
+        dtype: ``float32``, ``float16`` or ``bfloat16`` for the three models (default: float32).
+    """
+
+    def __init__(self, *, tagger: str | None = DEFAULT_TAGGER, detector: str = DEFAULT_DETECTOR,
+                 encoder: str = DEFAULT_ENCODER, tags: list[str] | None = None, stop_words: list[str] | None = None,
+                 num_frames: int = 16, num_keyframes: int = 4, max_tags: int = 10, score_threshold: float = 0.1,
+                 nms_iou: float = 0.3, track_iou: float = 0.3, max_gap: int = 1, min_track_length: int = 2,
+                 max_objects: int = 5, crop_context: float = 0.1, tag_prompt: str = DEFAULT_PROMPT,
+                 query_template: str = DEFAULT_QUERY_TEMPLATE, decoder: str = "auto", batch_size: int = 8,
+                 dtype: str = "float32") -> None:
+        super().__init__()
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be at least 1, got {num_frames}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        self.options = ObjectOptions(num_keyframes=num_keyframes, max_tags=max_tags, track_iou=track_iou,
+                                     max_gap=max_gap, min_track_length=min_track_length, max_objects=max_objects)
+        self.tags = split_user_tags(tags, stop_words or ()) if tags is not None else None
+        if self.tags is None and tagger is None:
+            raise ValueError("give object tags or a BLIP-2 tagger")
+        self.stop_words = list(stop_words or ())
+        self.num_frames = num_frames
+        self.decoder = decoder
+        self.names = {"tagger": None if self.tags is not None else tagger, "detector": detector, "encoder": encoder}
+        torch_dtype = DTYPES[dtype]
+
+        self.tagger_model = None
+        self.tagger = None
+        if self.tags is None:
+            self.tagger_model, processor = load_model_and_processor(
+                "Blip2ForConditionalGeneration", tagger, "--tagger", torch_dtype)
+            self.tagger = Blip2Tagger(self.tagger_model, processor, prompt=tag_prompt, batch_size=batch_size)
+        self.detector_model, processor = load_model_and_processor(
+            "Owlv2ForObjectDetection", detector, "--detector", torch_dtype)
+        self.detector = Owlv2Detector(self.detector_model, processor, score_threshold=score_threshold,
+                                      nms_iou=nms_iou, query_template=query_template, batch_size=batch_size)
+        self.crop_model, processor = load_model_and_processor(
+            "CLIPVisionModelWithProjection", encoder, "--encoder", torch_dtype)
+        self.crop_encoder = ClipCropEncoder(self.crop_model, processor, context=crop_context,
+                                            batch_size=4 * batch_size)
+
+    @property
+    def spec(self):
+        return dataclasses.replace(OBJECT, feature_dim=self.crop_encoder.feature_dim, version=__version__)
+
+    def extract_frames(self, path: str) -> VideoFrames:
+        return read_video_frames(path, self.num_frames, self.decoder)
+
+    def extract(self, path: str) -> tuple[ObjectExtraction, VideoFrames]:
+        """``(result, frames)`` for one video: features ``(n, 8, D)`` with tags and trajectories, and its frames."""
+        video = self.extract_frames(path)
+        result = extract_objects(video, detector=self.detector, crop_encoder=self.crop_encoder, tagger=self.tagger,
+                                 tags=self.tags, stop_words=self.stop_words, options=self.options)
+        return result, video
+
+    def encode_one(self, raw: str) -> torch.Tensor:
+        features = self.extract(str(raw))[0].features
+        return features.reshape(-1, features.shape[-1])
+
+    def describe(self) -> dict[str, str]:
+        """What produced the features, for the feature store's metadata."""
+        return {key: str(value) for key, value in self.names.items() if value is not None}
+
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """Nothing besides ``config.json``: the weights are the three named models'."""
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, revision=None, cache_dir=None, force_download=False,
+                         local_files_only=False, token=None, **model_kwargs) -> "ObjectCueEncoder":
+        return cls(**model_kwargs)

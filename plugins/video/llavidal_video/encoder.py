@@ -1,0 +1,224 @@
+"""`VideoCueEncoder`: video files → the ``video`` cue's feature rows (a llavidal `CueEncoder`).
+
+One encoder = a CLIP vision tower cut at the feature layer + frame sampling + preprocessing + pooling.
+``VideoCueEncoder.from_pretrained`` accepts a CLIP (transformers folder or Hub id, or ``open_clip:<name>``)
+or a folder written by ``save_pretrained``; ``encode(paths)`` returns one ``(rows, dim)`` tensor per video.
+The default options reproduce the original LLAVIDAL / Video-ChatGPT extraction (100 segment-midpoint
+frames, layer -2 without CLS, ``videochatgpt`` pooling); ``preprocess="reference"`` also reproduces its
+decoder (decord), PIL preprocessing and float16 rounding before the means, to the bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from llavidal_core.encoder import CueEncoder
+from llavidal_core.seed_cues import VIDEO
+from llavidal_video import __version__
+from llavidal_video.decoding import DECODERS, DEFAULT_CHUNK_SIZE, DecodedVideo, decode_video
+from llavidal_video.pooling import POOL_MODES, pool_features, pooled_rows, videochatgpt_pool_reference
+from llavidal_video.preprocessing import (
+    PREPROCESS_MODES, NearestResize, clip_normalization_table, normalize_fast, normalize_reference,
+    reference_image_processor,
+)
+from llavidal_video.sampling import SAMPLING_MODES, sample_frame_indices
+from llavidal_video.towers import OPEN_CLIP_PREFIX, VisionTower, build_vision_tower, load_vision_tower
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames to take (picklable, for DataLoader workers): see `llavidal_video.sampling`."""
+
+    num_frames: int = 100
+    mode: str = "segments"
+    fps: float = 1.0
+
+    def __call__(self, total_frames: int, video_fps: float) -> list[int]:
+        return sample_frame_indices(total_frames, self.num_frames, self.mode, video_fps=video_fps,
+                                    target_fps=self.fps)
+
+
+@dataclass(frozen=True)
+class VideoFrameSource:
+    """Path → `DecodedVideo` of the selected frames, squashed to the tower's size (picklable)."""
+
+    selection: FrameSelection
+    image_size: int
+    decoder: str = "auto"
+    exact_float_resize: bool = False
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    num_threads: int = 0
+
+    def __call__(self, path: str | os.PathLike) -> DecodedVideo:
+        return decode_video(path, self.selection, decoder=self.decoder,
+                            transform=NearestResize(self.image_size, self.exact_float_resize),
+                            chunk_size=self.chunk_size, num_threads=self.num_threads)
+
+
+class VideoCueEncoder(CueEncoder):
+    """CLIP features of sampled video frames, pooled into the ``video`` cue's rows.
+
+    Args (all saved in ``config.json`` by ``save_pretrained``):
+        tower: the tower's structure (`VisionTower.describe`); weights come from ``vision_tower`` or a
+            checkpoint. Use `from_pretrained` rather than passing it by hand.
+        num_frames: frames sampled per video (fewer if the video is shorter).
+        sampling: ``segments`` (the original's midpoints), ``uniform`` or ``fps`` (``sampling_fps`` per second).
+        pool: ``videochatgpt`` (num_frames + patches rows), ``none`` (every patch of every frame) or
+            ``spatial`` (per-frame grid average-pooled with ``pool_stride``).
+        preprocess: ``fast`` (uint8 tensors, batched, on the encoder's device) or ``reference`` (decord,
+            PIL, transformers' processor and float16 rounding before the means, as the original).
+        decoder: ``auto`` (decord, then PyAV), ``decord`` or ``pyav``; ``reference`` always uses decord.
+        frame_batch_size: frames per tower forward pass.
+        source: where the tower's weights came from (recorded with the features).
+    """
+
+    def __init__(self, tower: dict[str, Any], *, num_frames: int = 100, sampling: str = "segments",
+                 sampling_fps: float = 1.0, pool: str = "videochatgpt", pool_stride: int = 2,
+                 preprocess: str = "fast", decoder: str = "auto", frame_batch_size: int = 48,
+                 decode_threads: int = 0, source: str | None = None, vision_tower: VisionTower | None = None):
+        super().__init__()
+        _check_choice("sampling", sampling, SAMPLING_MODES)
+        _check_choice("pool", pool, POOL_MODES)
+        _check_choice("preprocess", preprocess, PREPROCESS_MODES)
+        _check_choice("decoder", decoder, DECODERS)
+        if preprocess == "reference" and decoder == "pyav":
+            raise ValueError("preprocess='reference' decodes with decord, as the original; do not ask for pyav")
+        if num_frames <= 0 or frame_batch_size <= 0 or pool_stride <= 0:
+            raise ValueError("num_frames, frame_batch_size and pool_stride must be positive")
+        self.tower = vision_tower if vision_tower is not None else build_vision_tower(tower)
+        self.num_frames = num_frames
+        self.sampling = sampling
+        self.sampling_fps = sampling_fps
+        self.pool = pool
+        self.pool_stride = pool_stride
+        self.preprocess = preprocess
+        self.decoder = "decord" if preprocess == "reference" else decoder
+        self.frame_batch_size = frame_batch_size
+        self.decode_threads = decode_threads
+        self.source = source
+        self.register_buffer("normalization_table",
+                             clip_normalization_table(self.tower.image_mean, self.tower.image_std), persistent=False)
+        self._reference_processor = None
+        self._spec = dataclasses.replace(
+            VIDEO,
+            feature_dim=self.tower.hidden_size,
+            num_tokens=pooled_rows(pool, num_frames, self.tower.num_patches, pool_stride),
+            version=__version__,
+            description=f"{pool} pooling of CLIP layer {self.tower.layer} patch features of {num_frames} frames",
+        )
+
+    # -- construction ---------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, *, layer: int = -2,
+                        pretrained: str | None = None, dtype: torch.dtype | str | None = None,
+                        **options: Any) -> "VideoCueEncoder":
+        """Build from a CLIP (transformers folder or Hub id; ``open_clip:<name>`` with ``pretrained``) or load
+        a ``save_pretrained`` folder. ``options`` are the ``__init__`` options (num_frames, pool, ...)."""
+        name = str(pretrained_model_name_or_path)
+        dtype = DTYPES[dtype] if isinstance(dtype, str) else dtype
+        if name.startswith(OPEN_CLIP_PREFIX) or not _is_saved_encoder(name):
+            tower = load_vision_tower(name, layer=layer, pretrained=pretrained, dtype=dtype)
+            source = name if pretrained is None else f"{name}@{pretrained}"
+            return cls(tower.describe(), vision_tower=tower, source=source, **options).eval()
+        encoder = super().from_pretrained(name, strict=True, **options)
+        return encoder.to(dtype).eval() if dtype is not None else encoder.eval()
+
+    # -- the cue --------------------------------------------------------------------------------------
+
+    @property
+    def spec(self):
+        return self._spec
+
+    def frame_source(self, num_threads: int | None = None) -> VideoFrameSource:
+        """The picklable path → frames step of `encode`, for running decoding elsewhere (DataLoader workers)."""
+        return VideoFrameSource(
+            FrameSelection(self.num_frames, self.sampling, self.sampling_fps), self.tower.image_size,
+            decoder=self.decoder, exact_float_resize=self.preprocess == "reference",
+            num_threads=self.decode_threads if num_threads is None else num_threads,
+        )
+
+    @torch.inference_mode()
+    def encode(self, raws: Sequence[str | os.PathLike | DecodedVideo]) -> list[torch.Tensor]:
+        """Encode video files (or already decoded `DecodedVideo`s); one ``(rows, dim)`` tensor per video.
+
+        A file that cannot be decoded raises `llavidal_video.decoding.VideoDecodeError` naming it.
+        """
+        source = self.frame_source()
+        outputs = []
+        for raw in raws:
+            video = raw if isinstance(raw, DecodedVideo) else source(raw)
+            outputs.append(self.check_features(self.encode_frames(video.frames), source=video.path))
+        return outputs
+
+    @torch.inference_mode()
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(T, 3, S, S)`` frames (already squashed to the tower's size) → ``(rows, dim)`` features."""
+        size = self.tower.image_size
+        if frames.dtype != torch.uint8 or frames.ndim != 4 or tuple(frames.shape[1:]) != (3, size, size):
+            raise ValueError(f"expected uint8 frames shaped (T, 3, {size}, {size}), got {frames.dtype} "
+                             f"{tuple(frames.shape)}")
+        if not 0 < len(frames) <= self.num_frames:
+            raise ValueError(f"expected 1 to {self.num_frames} frames, got {len(frames)}")
+        if self.preprocess == "reference":
+            return self._encode_reference(frames)
+        frames = frames.to(self.device, non_blocking=True)
+        hidden = torch.cat([self.tower(normalize_fast(chunk, self.normalization_table, self.dtype))
+                            for chunk in frames.split(self.frame_batch_size)])
+        return pool_features(hidden, self.pool, self.num_frames, self.pool_stride).to(self.dtype)
+
+    def _encode_reference(self, frames: torch.Tensor) -> torch.Tensor:
+        if self._reference_processor is None:
+            self._reference_processor = reference_image_processor(self.tower.image_size, self.tower.image_mean,
+                                                                  self.tower.image_std)
+        pixels = normalize_reference(frames, self._reference_processor)
+        hidden = torch.cat([self.tower(chunk.to(self.device, self.dtype)).float().cpu()
+                            for chunk in pixels.split(self.frame_batch_size)])
+        if self.pool == "videochatgpt":  # the original rounds to float16 before taking the means, in numpy
+            pooled = videochatgpt_pool_reference(hidden.numpy().astype(np.float16), self.num_frames)
+            return torch.from_numpy(pooled)
+        return pool_features(hidden, self.pool, self.num_frames, self.pool_stride).to(self.dtype)
+
+    def describe_options(self) -> dict[str, str]:
+        """The settings that shaped the features, as string metadata for the feature store."""
+        return {
+            "encoder": self.source or "", "layer": str(self.tower.layer), "num_frames": str(self.num_frames),
+            "sampling": self.sampling, "pool": self.pool, "preprocess": self.preprocess,
+            "compute_dtype": str(self.dtype).removeprefix("torch."), "spec": self.spec.to_json(),
+            **({"sampling_fps": str(self.sampling_fps)} if self.sampling == "fps" else {}),
+            **({"pool_stride": str(self.pool_stride)} if self.pool == "spatial" else {}),
+        }
+
+
+def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
+
+
+def _is_saved_encoder(name: str) -> bool:
+    """Whether ``name`` (a folder or Hub id) was written by `VideoCueEncoder.save_pretrained`: its
+    ``config.json`` describes a tower. Anything else is handed to the CLIP loaders, which report errors."""
+    if Path(name).is_dir():
+        config = Path(name) / "config.json"
+    else:
+        from huggingface_hub import hf_hub_download
+
+        try:
+            config = Path(hf_hub_download(name, "config.json"))
+        except Exception:  # noqa: BLE001 - not a Hub repo we can read: let the CLIP loader say why
+            return False
+    try:
+        return "tower" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,47 @@
+"""Fixtures of the object cue tests: tiny random BLIP-2, OWLv2 and CLIP folders (model + processor), made once.
+
+The BLIP-2 is rigged to answer "cup" to everything, so real generated answers reach the tag parser.
+"""
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_blip2_dir(tmp_path_factory):
+    from llavidal_core.testing.tiny_vision_models import save_tiny_blip2
+
+    return save_tiny_blip2(tmp_path_factory.mktemp("tiny-blip2"), answer_word="cup")
+
+
+@pytest.fixture(scope="session")
+def tiny_owlv2_dir(tmp_path_factory):
+    from llavidal_core.testing.tiny_vision_models import save_tiny_owlv2
+
+    return save_tiny_owlv2(tmp_path_factory.mktemp("tiny-owlv2"))
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory):
+    from llavidal_core.testing.tiny_vision_models import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture(scope="session")
+def crop_encoder(tiny_clip_dir):
+    from llavidal_object.crop_encoder import ClipCropEncoder
+    from llavidal_object.models import load_model_and_processor
+
+    model, processor = load_model_and_processor("CLIPVisionModelWithProjection", str(tiny_clip_dir), "--encoder")
+    return ClipCropEncoder(model, processor)
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from threads, and on a shared CPU their spin-waits cost seconds per test."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

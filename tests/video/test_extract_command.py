@@ -1,0 +1,176 @@
+"""``llavidal extract video``: outputs, errors.jsonl and exit codes, resume, sharding, the original's .pkl."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import llavidal_video.plugin
+from llavidal_core.cli import main
+from llavidal_core.features import FeatureStore
+from llavidal_core.legacy_features import read_legacy_features
+from llavidal_core.testing.tiny_video import write_test_video
+from llavidal_video.sampling import segment_midpoint_indices
+from original_video_pipeline import REAL_VIDEOS
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def video_plugin(llavidal_plugins):
+    llavidal_plugins.register(llavidal_video.plugin, name="video", distribution="llavidal-video", version="0.1.0")
+    return llavidal_plugins
+
+
+def extract(*args):
+    return main(["extract", "video", *map(str, args)])
+
+
+def outputs(folder, suffix=".safetensors"):
+    return {path.name: (path.stat().st_mtime_ns, path.stat().st_ino) for path in Path(folder).glob(f"*{suffix}")}
+
+
+def test_good_and_bad_files_in_one_run(video_plugin, tiny_clip_dir, clip_folder, videos, tmp_path, capsys):
+    not_a_video = tmp_path / "inputs" / "readme.mp4"
+    not_a_video.parent.mkdir()
+    not_a_video.write_text("I am text, not a video\n")
+    out = tmp_path / "features"
+    args = [clip_folder, videos / "corrupted.mp4", not_a_video, "--out", out, "--model", tiny_clip_dir,
+            "--num-frames", 8, "--workers", 2]
+    assert extract(*args) == 3
+    assert "3 written, 0 already done, 2 failed" in capsys.readouterr().err
+    store = FeatureStore(out)
+    assert store.video_ids() == ["long", "medium", "short"]
+    features = store.read("long", "video")
+    assert features.shape == (8 + 256, 32) and str(features.dtype) == "torch.float32"
+    metadata = store.metadata("long", "video")
+    assert metadata["encoder"] == str(tiny_clip_dir) and metadata["decoder"] == "decord"
+    assert json.loads(metadata["frame_indices"]) == segment_midpoint_indices(130, 8)
+    assert json.loads(metadata["spec"])["num_tokens"] == 264
+    errors = [json.loads(line) for line in (out / "errors.jsonl").read_text().splitlines()]
+    assert sorted(Path(e["path"]).name for e in errors) == ["corrupted.mp4", "readme.mp4"]
+    assert all(e["error"].startswith("cannot decode") for e in errors)
+
+    before = outputs(out)
+    assert extract(*args[:-2], "--workers", 0) == 3  # resumed: only the failures are tried again
+    assert "0 written, 3 already done, 2 failed" in capsys.readouterr().err
+    assert outputs(out) == before
+
+    assert extract(clip_folder, "--out", out, "--model", tiny_clip_dir) == 0
+    assert "nothing to do (3 already done)" in capsys.readouterr().err
+
+
+def test_usage_errors_exit_2(video_plugin, tiny_clip_dir, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_test_video(tmp_path / "a" / "clip.mp4", num_frames=3)
+    second = write_test_video(tmp_path / "b" / "clip.v2.avi", num_frames=3, codec="mpeg4")
+    assert extract(tmp_path, "--out", tmp_path / "out", "--model", tiny_clip_dir) == 2
+    message = capsys.readouterr().err
+    assert "video id 'clip'" in message and str(first) in message and str(second) in message
+    assert not (tmp_path / "out").exists()
+    assert extract(tmp_path / "missing.mp4", "--out", tmp_path / "out") == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    assert extract(first, "--out", tmp_path / "out", "--preprocess", "reference", "--decoder", "pyav") == 2
+    assert extract(first, "--out", tmp_path / "out", "--num-frames", 0) == 2
+
+
+def test_path_lists_and_sharding(video_plugin, tiny_clip_dir, clip_folder, tmp_path, monkeypatch, capsys):
+    listing = tmp_path / "videos.txt"
+    listing.write_text("".join(f"{path}\n" for path in sorted(clip_folder.iterdir())) + "# a comment\n\n")
+    out = tmp_path / "out"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    written = []
+    for rank in (0, 1):
+        monkeypatch.setenv("RANK", str(rank))
+        assert extract(listing, "--out", out, "--model", tiny_clip_dir, "--num-frames", 4, "--workers", 0) == 0
+        written.append(set(outputs(out)) - set().union(*written))
+    assert written == [{"long.safetensors", "short.safetensors"}, {"medium.safetensors"}]  # sorted paths, rank::2
+    assert "[rank 1/2]: 1 written" in capsys.readouterr().err
+
+
+def test_videochatgpt_pkl_is_the_originals_output(video_plugin, tiny_clip_dir, videos, original_features,
+                                                  tmp_path):
+    out = tmp_path / "pkl"
+    inputs = [videos / name for name in REAL_VIDEOS]
+    assert extract(*inputs, "--out", out, "--model", tiny_clip_dir, "--preprocess", "reference",
+                   "--format", "videochatgpt", "--workers", 1) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["nasa_13013.pkl", "ntu_sample.pkl", "video_0.pkl"]
+    for name in REAL_VIDEOS:
+        ours = read_legacy_features(out / f"{name.split('.')[0]}.pkl")
+        original = original_features[name][0]
+        assert ours.dtype == np.float16 and ours.shape == original.shape == (356, 32)
+        step = np.spacing(np.abs(original).astype(np.float16))  # one float16 rounding step
+        assert np.all(np.abs(ours.astype(np.float32) - original.astype(np.float32)) <= step.astype(np.float32))
+
+
+def _cli_env():
+    env = dict(os.environ, LLAVIDAL_LOAD_PLUGINS="llavidal-video", PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        env.pop(name, None)
+    return env
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_without_redoing_anything(tiny_clip_dir, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    for index in range(10):
+        write_test_video(clips / f"clip{index}.mp4", num_frames=30, seed=index)
+    out = tmp_path / "out"
+    command = [str(BIN / "llavidal"), "extract", "video", str(clips), "--out", str(out), "--model", str(tiny_clip_dir),
+               "--num-frames", "24", "--workers", "0"]
+    process = subprocess.Popen(command, env=_cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while len(outputs(out)) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = outputs(out)
+    assert 2 <= len(done) < 10, "the first run should have been killed half-way"
+    rerun = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{10 - len(done)} written, {len(done)} already done, 0 failed" in rerun.stderr
+    finished = outputs(out)
+    assert len(finished) == 10 and all(finished[name] == stamp for name, stamp in done.items())
+    FeatureStore(out).remove_stale_temp_files()
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_write_every_video_once(tiny_clip_dir, clip_folder, videos, tmp_path):
+    clips = tmp_path / "clips"
+    shutil.copytree(clip_folder, clips)
+    for index in range(3):
+        write_test_video(clips / f"extra{index}.mp4", num_frames=6, seed=10 + index)
+    out = tmp_path / "out"
+    command = [str(BIN / "torchrun"), "--nproc_per_node", "2", "--no-python", "llavidal", "extract", "video",
+               str(clips), "--out", str(out), "--model", str(tiny_clip_dir), "--num-frames", "4", "--workers", "0",
+               "--device", "cpu"]
+    result = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert sorted(outputs(out)) == sorted(f"{p.name.split('.')[0]}.safetensors" for p in clips.iterdir())
+    assert "[rank 0/2]: 3 written" in result.stderr and "[rank 1/2]: 3 written" in result.stderr
+
+    # rank 1 fails at once (its other video is done, corrupted.mp4 fails) while rank 0 has two long videos to do:
+    # rank 1 must wait for it before exiting with 3, or torchrun would stop rank 0 half-way
+    late = tmp_path / "late"
+    shutil.copytree(clips, late, ignore=lambda folder, names: [n for n in names if n != "short.mp4"])
+    for name in ("heavy_a.mp4", "zz_heavy_b.mp4"):
+        write_test_video(late / name, num_frames=1000, seed=len(name))
+    inputs = sorted(late.iterdir()) + [videos / "corrupted.mp4"]  # heavy_a, short, zz_heavy_b, corrupted
+    position = command.index(str(clips))
+    command[position:position + 1] = map(str, inputs)
+    command[command.index("--num-frames") + 1] = "1000"
+    result = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    assert "[rank 1/2]: 0 written, 1 already done, 1 failed" in result.stderr
+    assert "[rank 0/2]: 2 written, 0 already done, 0 failed" in result.stderr
+    assert {"heavy_a.safetensors", "zz_heavy_b.safetensors"} <= set(outputs(out))
+    assert "corrupted.mp4" in (out / "errors.jsonl").read_text()
