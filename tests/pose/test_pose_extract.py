@@ -98,7 +98,7 @@ def test_usage_errors_exit_2(pose_cli, inputs, tmp_path, capsys):
     np.save(other / "S001C001P001R001A001.npy", np.zeros((4, 25, 3)))
     assert pose_cli(inputs, other, "--out", tmp_path / "o", "--model", "random") == 2
     err = capsys.readouterr().err
-    assert "two inputs have the id 'S001C001P001R001A001'" in err
+    assert "two inputs have the video id 'S001C001P001R001A001'" in err
     assert str(other / "S001C001P001R001A001.npy") in err and str(inputs / "S001C001P001R001A001.skeleton") in err
     assert pose_cli(tmp_path / "missing", "--out", tmp_path / "o", "--model", "random") == 2
     assert "missing: no such file or folder" in capsys.readouterr().err
@@ -108,15 +108,3 @@ def test_usage_errors_exit_2(pose_cli, inputs, tmp_path, capsys):
         assert pose_cli(inputs, "--out", tmp_path / "o", "--model", "random", option, value) == 2
         assert f"{option} must be" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
-
-
-def test_auto_device_follows_local_rank(monkeypatch):
-    from llavidal_pose.extraction import resolve_device
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert resolve_device("auto") == "cpu" and resolve_device("cuda:3") == "cuda:3"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setenv("LOCAL_RANK", "2")
-    assert resolve_device("auto") == "cuda:2"
-    monkeypatch.delenv("LOCAL_RANK")
-    assert resolve_device("auto") == "cuda:0"

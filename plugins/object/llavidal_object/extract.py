@@ -1,7 +1,7 @@
 """The work of ``llavidal extract object``: inputs → sharded, resumable object-cue extraction.
 
-It behaves as ``llavidal extract video`` and reuses its input handling from llavidal-video (`collect_videos`,
-`index_by_video_id`, `shard_for_rank`, `distributed_slot`, `UsageError`, the exit codes): expand the inputs
+It behaves as every ``llavidal extract`` command (`llavidal_core.extraction`), with llavidal-video's input
+filter for video files (`collect_videos`): expand the inputs
 into a sorted list of videos, refuse two videos with one id, keep this process's shard, drop the videos whose
 file already holds the ``object`` cue, then run the chain video by video. Each result is written atomically
 to the feature store as soon as it exists (tensor ``object`` of shape ``(n, 8, D)``; tags, trajectories and
@@ -12,80 +12,59 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from llavidal_core.errors import LlavidalError
+from llavidal_core.extraction import (
+    ERRORS_FILE,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    EXIT_USAGE,
+    ExitAgreement,
+    ExtractionUsageError,
+    choose_device,
+    distributed_slot,
+    has_cue,
+    index_by_video_id,
+    record_failure,
+    shard_for_rank,
+)
 from llavidal_core.features import FeatureStore
 from llavidal_object.encoder import ObjectCueEncoder
 from llavidal_object.pipeline import options_metadata
 from llavidal_object.tags import split_user_tags
-from llavidal_video.command import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE
 from llavidal_video.decoding import VideoDecodeError
-from llavidal_video.extract import UsageError, collect_videos, distributed_slot, index_by_video_id, shard_for_rank
+from llavidal_video.extract import collect_videos
 
 CUE = "object"
-ERRORS_FILE = "errors.jsonl"
-
-
-def record_failure(out: Path, path: str, video_id: str, reason: str, rank: int) -> None:
-    """Append one JSON line to ``OUT/errors.jsonl`` (one ``write`` on an O_APPEND file: ranks may share it)."""
-    line = json.dumps({"path": path, "video_id": video_id, "error": reason, "rank": rank,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
-    descriptor = os.open(out / ERRORS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line.encode("utf-8"))
-    finally:
-        os.close(descriptor)
-
-
-def is_done(store: FeatureStore, video_id: str) -> bool:
-    """Whether the video's file already holds the cue (an unreadable file counts as not done: it is rewritten)."""
-    try:
-        return store.has(video_id, CUE)
-    except LlavidalError:
-        return False
-
-
-def choose_device(requested: str | None, local_rank: int) -> torch.device:
-    if requested is None:
-        if torch.cuda.is_available():
-            return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {requested}: CUDA is not available here")
-    return device
 
 
 def _check_arguments(args: argparse.Namespace) -> tuple[list[str] | None, list[str]]:
     """``(tags, stop_words)`` from the command line; bad numbers or empty --tags are usage errors."""
     for name in ("num_frames", "keyframes", "max_tags", "min_track_length", "batch_size"):
         if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+            raise ExtractionUsageError(f"--{name.replace('_', '-')} must be positive")
     if args.max_objects < 0 or args.max_gap < 0:
-        raise UsageError("--max-objects and --max-gap must be 0 or more")
+        raise ExtractionUsageError("--max-objects and --max-gap must be 0 or more")
     for name in ("score_threshold", "nms_iou", "track_iou"):
         if not 0.0 <= getattr(args, name) <= 1.0:
-            raise UsageError(f"--{name.replace('_', '-')} must be within [0, 1]")
+            raise ExtractionUsageError(f"--{name.replace('_', '-')} must be within [0, 1]")
     stop_words = [w for w in args.stop_words.split(",") if w.strip()]
     if args.tags is None:
         return None, stop_words
     try:
         return split_user_tags(args.tags, stop_words), stop_words
     except ValueError as exc:
-        raise UsageError(f"--tags: {exc}") from exc
+        raise ExtractionUsageError(f"--tags: {exc}") from exc
 
 
 def run_extraction(args: argparse.Namespace) -> int:
     try:
         return _run(args)
-    except UsageError as exc:
+    except ExtractionUsageError as exc:
         print(f"llavidal: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -95,17 +74,23 @@ def _run(args: argparse.Namespace) -> int:
     rank, world_size, local_rank = distributed_slot()
     by_id = index_by_video_id(collect_videos(args.inputs))
     if not by_id:
-        raise UsageError(f"no video files found in {' '.join(args.inputs)}")
+        raise ExtractionUsageError(f"no video files found in {' '.join(args.inputs)}")
     out = Path(args.out)
     store = FeatureStore(out)
     mine = shard_for_rank(sorted(by_id.items(), key=lambda item: str(item[1])), rank, world_size)
-    todo = [(video_id, path) for video_id, path in mine if not is_done(store, video_id)]
+    todo = [(video_id, path) for video_id, path in mine if not has_cue(store, video_id, CUE)]
     skipped = len(mine) - len(todo)
     prefix = f"llavidal extract object [rank {rank}/{world_size}]" if world_size > 1 else "llavidal extract object"
+    agreement = ExitAgreement(world_size)
     if not todo:
         print(f"{prefix}: nothing to do ({skipped} already done)", file=sys.stderr)
-        return EXIT_OK
+        return agreement.exit_code(EXIT_OK)
+    return agreement.exit_code(_extract(args, todo, skipped, store, prefix, rank, local_rank, tags, stop_words))
 
+
+def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: int, store: FeatureStore, prefix: str,
+             rank: int, local_rank: int, tags: list[str] | None, stop_words: list[str]) -> int:
+    out = store.root
     if args.threads:
         torch.set_num_threads(args.threads)
     device = choose_device(args.device, local_rank)

@@ -28,77 +28,38 @@ from pathlib import Path
 from typing import Any
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.extraction import (
+    ERRORS_FILE,
+    EXIT_OK,
+    EXIT_SOME_FAILED,
+    ExitAgreement,
+    ExtractionUsageError,
+    choose_device,
+    collect_inputs,
+    distributed_slot,
+    has_cue,
+    index_by_video_id,
+    record_failure,
+    shard_for_rank,
+)
 
 CUE_NAME = "pose"
-ERRORS_FILE = "errors.jsonl"
 RANDOM_MODEL = "random"
 RANDOM_SEED = 0
 RANDOM_NOTE = "random weights (--model random): for trying the pipeline, not trained features"
 SKELETON_SUFFIXES = (".skeleton", ".npy", ".npz")
 
 
-class UsageError(LlavidalError):
-    """A command line that cannot run as given (exit code 2)."""
+def is_skeleton_path(path: Path) -> bool:
+    return path.suffix.lower() in SKELETON_SUFFIXES
 
 
-def _listed_paths(list_file: Path) -> list[Path]:
-    paths = []
-    for line in list_file.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            path = Path(line)
-            paths.append(path if path.is_absolute() else list_file.parent / path)
-    return paths
+def collect_skeletons(inputs: Iterable[str | os.PathLike]) -> list[Path]:
+    """Skeleton files, folders searched for them and path lists, sorted (see `collect_inputs`)."""
+    return collect_inputs(inputs, is_skeleton_path)
 
 
-def collect_inputs(inputs: Iterable[str | os.PathLike], suffixes: Sequence[str] = SKELETON_SUFFIXES) -> list[Path]:
-    """Every input file, sorted and without repeats: files as given, folders searched, lists read."""
-    found: dict[str, Path] = {}
-    for given in inputs:
-        path = Path(given)
-        if path.is_dir():
-            candidates = [p for p in path.rglob("*") if p.suffix in suffixes and p.is_file()
-                          and not p.name.startswith(".")]
-        elif path.is_file():
-            candidates = [path] if path.suffix in suffixes else _listed_paths(path)
-        else:
-            raise UsageError(f"{path}: no such file or folder")
-        for candidate in candidates:
-            found.setdefault(os.path.normpath(os.path.abspath(candidate)), candidate)
-    return sorted(found.values(), key=str)
-
-
-def ids_by_path(paths: Sequence[Path]) -> dict[Path, str]:
-    """Each input's id; two inputs with one id are a `UsageError` naming both."""
-    from llavidal_core.features import video_id_from_path
-
-    owners: dict[str, Path] = {}
-    ids = {}
-    for path in paths:
-        try:
-            video_id = video_id_from_path(path)
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
-        if video_id in owners:
-            raise UsageError(f"two inputs have the id {video_id!r}: {owners[video_id]} and {path}")
-        owners[video_id] = path
-        ids[path] = video_id
-    return ids
-
-
-def shard_from_environment() -> tuple[int, int]:
-    """``(rank, world_size)`` from ``RANK``/``WORLD_SIZE`` (``(0, 1)`` when unset)."""
-    try:
-        rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:
-        raise UsageError(f"RANK={os.environ.get('RANK')!r} and WORLD_SIZE={os.environ.get('WORLD_SIZE')!r} "
-                         "must be integers") from None
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise UsageError(f"RANK={rank} must be in [0, WORLD_SIZE={world_size})")
-    return rank, world_size
-
-
-def load_encoder(model: str, device: str, dtype_name: str):
+def load_encoder(model: str, device, dtype_name: str):
     """The encoder named by ``--model`` (a PoseCLIP folder, a Hub id, or ``random``), and its metadata."""
     import torch
 
@@ -116,20 +77,9 @@ def load_encoder(model: str, device: str, dtype_name: str):
         try:
             encoder = load_pose_encoder(model)
         except Exception as exc:  # noqa: BLE001 - any failure to load is a bad --model
-            raise UsageError(f"--model {model}: cannot load a pose encoder ({type(exc).__name__}: {exc})") from None
+            raise ExtractionUsageError(f"--model {model}: cannot load a pose encoder ({type(exc).__name__}: {exc})") from None
         notes = {"encoder": str(model), "random_weights": "false"}
-    return encoder.to(device=resolve_device(device), dtype=dtype), notes
-
-
-def resolve_device(device: str) -> str:
-    """``auto``: this process's GPU (``cuda:$LOCAL_RANK``, as torchrun sets it) if there is one, else the CPU."""
-    import torch
-
-    if device != "auto":
-        return device
-    if not torch.cuda.is_available():
-        return "cpu"
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+    return encoder.to(device=device, dtype=dtype), notes
 
 
 def describe_error(exc: BaseException) -> str:
@@ -169,36 +119,33 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
     from llavidal_pose import __version__
 
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise ExtractionUsageError(f"--batch-size must be at least 1, got {batch_size}")
     if workers < 0:
-        raise UsageError(f"--workers must be 0 or more, got {workers}")
-    paths = collect_inputs(inputs)
+        raise ExtractionUsageError(f"--workers must be 0 or more, got {workers}")
+    paths = collect_skeletons(inputs)
     if not paths:
-        raise UsageError(f"no skeleton files ({', '.join(SKELETON_SUFFIXES)}) in {', '.join(map(str, inputs))}")
-    ids = ids_by_path(paths)
-    rank, world_size = shard_from_environment()
-    mine = paths[rank::world_size]
-    encoder, notes = load_encoder(model, device, dtype)
+        raise ExtractionUsageError(f"no skeleton files ({', '.join(SKELETON_SUFFIXES)}) in "
+                                   f"{', '.join(map(str, inputs))}")
+    by_id = index_by_video_id(paths)
+    ids = {path: video_id for video_id, path in by_id.items()}
+    rank, world_size, local_rank = distributed_slot()
+    mine = shard_for_rank(sorted(by_id.values(), key=str), rank, world_size)
+    encoder, notes = load_encoder(model, choose_device(device, local_rank), dtype)
     store = FeatureStore(out)
-    errors_path = store.root / ERRORS_FILE
     failures = written = skipped = 0
 
     def fail(path: Path, message: str) -> None:
         nonlocal failures
         failures += 1
-        with open(errors_path, "a") as handle:
-            handle.write(json.dumps({"path": str(path), "error": message}) + "\n")
+        record_failure(store.root, str(path), ids[path], message, rank)
 
     todo = []
     for path in mine:
-        try:
-            done = store.has(ids[path], CUE_NAME)
-        except LlavidalError:
-            done = False
-        if done:
+        if has_cue(store, ids[path], CUE_NAME):
             skipped += 1
         else:
             todo.append(path)
+    agreement = ExitAgreement(world_size)
 
     metadata: dict[str, Any] = {**notes, "encoder_class": "llavidal_pose.encoder:PoseCueEncoder",
                                 "llavidal_pose_version": __version__,
@@ -229,6 +176,6 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
                 bar.update(1)
     summary = f"pose: {written} written, {skipped} already there, {failures} failed"
     if failures:
-        summary += f" (see {errors_path})"
+        summary += f" (see {store.root / ERRORS_FILE})"
     print(summary, file=sys.stderr)
-    return 3 if failures else 0
+    return agreement.exit_code(EXIT_SOME_FAILED if failures else EXIT_OK)

@@ -47,12 +47,13 @@ def add_extract_arguments(parser) -> None:
 
 
 def run_extract(args) -> int:
-    from llavidal_pose.extraction import UsageError, extract
+    from llavidal_core.extraction import ExtractionUsageError
+    from llavidal_pose.extraction import extract
 
     try:
         return extract(args.inputs, args.out, args.model, device=args.device, dtype=args.dtype,
                        batch_size=args.batch_size, workers=args.workers)
-    except UsageError as exc:
+    except ExtractionUsageError as exc:
         return _usage_error(str(exc))
 
 
@@ -91,12 +92,13 @@ def add_classify_arguments(parser) -> None:
 
 
 def run_classify(args) -> int:
-    from llavidal_pose.extraction import UsageError, collect_inputs
+    from llavidal_core.extraction import ExtractionUsageError
+    from llavidal_pose.extraction import collect_skeletons
     from llavidal_pose.zero_shot import PoseCLIP
 
     try:
-        paths = collect_inputs(args.inputs)
-    except UsageError as exc:
+        paths = collect_skeletons(args.inputs)
+    except ExtractionUsageError as exc:
         return _usage_error(str(exc))
     if not paths:
         return _usage_error("no skeleton files (.skeleton, .npy, .npz) in the inputs")
@@ -133,13 +135,14 @@ def add_manifest_arguments(parser) -> None:
 def run_manifest(args) -> int:
     from pathlib import Path
 
-    from llavidal_pose.extraction import UsageError, collect_inputs
+    from llavidal_core.extraction import ExtractionUsageError
+    from llavidal_pose.extraction import collect_skeletons
     from llavidal_pose.ntu import read_name_list, write_manifests
 
     try:
-        paths = collect_inputs(args.inputs)
+        paths = collect_skeletons(args.inputs)
         if not paths:
-            raise UsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
+            raise ExtractionUsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
         skip = frozenset(read_name_list(args.skip)) if args.skip else frozenset()
         counts = write_manifests(paths, read_name_list(args.actions), args.split, args.out, skip)
     except (LlavidalError, OSError) as exc:

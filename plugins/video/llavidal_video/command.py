@@ -6,10 +6,6 @@ import argparse
 
 EXTRACT_HELP = "extract video cue features (CLIP) from video files into a feature store"
 
-EXIT_OK = 0
-EXIT_USAGE = 2
-EXIT_SOME_FAILED = 3
-
 
 def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (

@@ -1,0 +1,154 @@
+"""What every ``llavidal extract <cue>`` command shares: inputs, ids, shards, the errors log, exit codes.
+
+- Inputs are files (taken as given), folders (searched recursively for the files a cue accepts) and text
+  files listing paths (``.txt``/``.lst``/``.list``: one path per line, ``#`` comments, relative paths taken
+  from the list's folder); the result is sorted and without repeats.
+- Each input's id is its file name up to the first dot (the original's rule); two inputs with one id are a
+  usage error naming both.
+- ``RANK``/``WORLD_SIZE`` (as torchrun sets them) give each process every ``WORLD_SIZE``-th input.
+- An input that cannot be read is one JSON line in ``OUT/errors.jsonl``; the others are written.
+- Exit codes: 0 all written (or already there), 3 some failed, 2 usage error.
+
+torch is imported only by the functions that need it, so command modules can import this one freely.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from llavidal_core.errors import LlavidalError
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_SOME_FAILED = 3
+ERRORS_FILE = "errors.jsonl"
+PATH_LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+
+class ExtractionUsageError(LlavidalError):
+    """A command line that cannot run as given (exit code 2), found before anything is written."""
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path], bool]) -> list[Path]:
+    """Files as given, folders searched recursively for files ``accepts`` takes, path lists read."""
+    found: set[Path] = set()
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.update(p.resolve() for p in path.rglob("*")
+                         if p.is_file() and not p.name.startswith(".") and accepts(p))
+        elif path.is_file() and path.suffix.lower() in PATH_LIST_SUFFIXES:
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                line = line.strip()
+                if not line or line.startswith("#"):
+                    continue
+                listed = Path(line) if Path(line).is_absolute() else path.parent / line
+                if not listed.is_file():
+                    raise ExtractionUsageError(f"{path}:{number}: no such file {line!r}")
+                found.add(listed.resolve())
+        elif path.is_file():
+            found.add(path.resolve())
+        else:
+            raise ExtractionUsageError(f"{item}: no such file or folder")
+    return sorted(found, key=str)
+
+
+def index_by_video_id(paths: Iterable[Path]) -> dict[str, Path]:
+    """``{video_id: path}``; two files with one id are an `ExtractionUsageError` naming both."""
+    from llavidal_core.features import video_id_from_path
+
+    by_id: dict[str, Path] = {}
+    for path in paths:
+        try:
+            video_id = video_id_from_path(path)
+        except ValueError as exc:
+            raise ExtractionUsageError(str(exc)) from exc
+        if video_id in by_id:
+            raise ExtractionUsageError(
+                f"two inputs have the video id {video_id!r} (the file name up to its first dot): "
+                f"{by_id[video_id]} and {path}; rename one or extract them in separate runs")
+        by_id[video_id] = path
+    return by_id
+
+
+def distributed_slot() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) from torchrun's environment, (0, 1, 0) without it."""
+    try:
+        return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                int(os.environ.get("LOCAL_RANK", 0)))
+    except ValueError as exc:
+        raise ExtractionUsageError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers ({exc})") from exc
+
+
+def shard_for_rank(items: list, rank: int, world_size: int) -> list:
+    """Every ``world_size``-th item starting at ``rank`` (the inputs must already be sorted)."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ExtractionUsageError(f"RANK={rank} WORLD_SIZE={world_size} is not a valid process slot")
+    return items[rank::world_size]
+
+
+def has_cue(store, video_id: str, cue: str) -> bool:
+    """Whether the video's file already holds the cue (an unreadable file counts as not done: it is rewritten)."""
+    try:
+        return store.has(video_id, cue)
+    except LlavidalError:
+        return False
+
+
+def record_failure(out: Path, path: str, video_id: str, reason: str, rank: int) -> None:
+    """Append one JSON line to ``OUT/errors.jsonl`` (one ``write`` on an O_APPEND file: ranks may share it)."""
+    line = json.dumps({"path": path, "video_id": video_id, "error": reason, "rank": rank,
+                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
+    descriptor = os.open(Path(out) / ERRORS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, line.encode("utf-8"))
+    finally:
+        os.close(descriptor)
+
+
+def choose_device(requested: str | None, local_rank: int):
+    """``requested``, or this process's GPU (``LOCAL_RANK``) when there is one, else the CPU."""
+    import torch
+
+    if requested in (None, "auto"):
+        if torch.cuda.is_available():
+            return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+        return torch.device("cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ExtractionUsageError(f"--device {requested}: CUDA is not available here")
+        if device.index is None:
+            device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
+    return device
+
+
+class ExitAgreement:
+    """Under torchrun (``MASTER_ADDR`` set, ``WORLD_SIZE`` > 1): a gloo group whose only job is to make every
+    rank wait for the others at the end and exit with the same code (3 if any rank had failures). Without it,
+    torchrun would stop the ranks still working as soon as one rank exits with 3. Ranks started by hand (no
+    ``MASTER_ADDR``) run independently."""
+
+    def __init__(self, world_size: int) -> None:
+        self.active = world_size > 1 and "MASTER_ADDR" in os.environ
+        if self.active:
+            import datetime
+
+            import torch.distributed as dist
+
+            dist.init_process_group("gloo", timeout=datetime.timedelta(days=7))
+
+    def exit_code(self, code: int) -> int:
+        if not self.active:
+            return code
+        import torch
+        import torch.distributed as dist
+
+        worst = torch.tensor([code])
+        dist.all_reduce(worst, op=dist.ReduceOp.MAX)
+        dist.destroy_process_group()
+        return int(worst.item())

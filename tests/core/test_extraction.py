@@ -1,0 +1,88 @@
+"""What every ``llavidal extract`` command shares: inputs, ids, shards, the errors log, devices."""
+
+import json
+
+import pytest
+import torch
+
+from llavidal_core.extraction import (
+    ERRORS_FILE,
+    ExtractionUsageError,
+    choose_device,
+    collect_inputs,
+    distributed_slot,
+    has_cue,
+    index_by_video_id,
+    record_failure,
+    shard_for_rank,
+)
+
+
+def is_clip(path):
+    return path.suffix == ".mp4"
+
+
+def test_inputs_from_files_folders_and_lists(tmp_path):
+    (tmp_path / "videos" / "deeper").mkdir(parents=True)
+    for name in ("videos/a.mp4", "videos/deeper/b.mp4", "videos/notes.txt", "videos/.hidden.mp4", "c.mp4"):
+        (tmp_path / name).write_bytes(b"")
+    listing = tmp_path / "more.txt"
+    listing.write_text("# a comment\nc.mp4\n\nvideos/a.mp4\n")
+    found = collect_inputs([tmp_path / "videos", listing, tmp_path / "c.mp4"], is_clip)
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["c.mp4", "videos/a.mp4", "videos/deeper/b.mp4"]
+    listing.write_text("absent.mp4\n")
+    with pytest.raises(ExtractionUsageError, match=r"more.txt:1: no such file 'absent.mp4'"):
+        collect_inputs([listing], is_clip)
+    with pytest.raises(ExtractionUsageError, match="nowhere: no such file or folder"):
+        collect_inputs([tmp_path / "nowhere"], is_clip)
+
+
+def test_two_inputs_with_one_id_are_named(tmp_path):
+    first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.v2.mp4"
+    assert index_by_video_id([tmp_path / "x.mp4"]) == {"x": tmp_path / "x.mp4"}
+    with pytest.raises(ExtractionUsageError, match=r"'clip'.*a/clip.mp4 and .*b/clip.v2.mp4"):
+        index_by_video_id([first, second])
+
+
+def test_shards_cover_every_input_once(monkeypatch):
+    items = list(range(10))
+    assert sorted(sum((shard_for_rank(items, r, 3) for r in range(3)), [])) == items
+    with pytest.raises(ExtractionUsageError):
+        shard_for_rank(items, 3, 3)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed_slot() == (1, 2, 1)
+    monkeypatch.setenv("RANK", "one")
+    with pytest.raises(ExtractionUsageError, match="integers"):
+        distributed_slot()
+
+
+def test_failures_are_json_lines(tmp_path):
+    record_failure(tmp_path, "/data/bad.mp4", "bad", "moov atom not found", 1)
+    record_failure(tmp_path, "/data/worse.mp4", "worse", "no frames", 0)
+    lines = [json.loads(line) for line in (tmp_path / ERRORS_FILE).read_text().splitlines()]
+    assert [(l["path"], l["video_id"], l["error"], l["rank"]) for l in lines] == [
+        ("/data/bad.mp4", "bad", "moov atom not found", 1), ("/data/worse.mp4", "worse", "no frames", 0)]
+
+
+def test_an_unreadable_feature_file_counts_as_not_done(tmp_path):
+    from llavidal_core.features import FeatureStore
+
+    store = FeatureStore(tmp_path)
+    store.write("good", "video", torch.zeros(2, 3))
+    (tmp_path / "broken.safetensors").write_bytes(b"half a file")
+    assert has_cue(store, "good", "video") and not has_cue(store, "good", "pose")
+    assert not has_cue(store, "broken", "video")
+
+
+def test_device_follows_local_rank(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert choose_device(None, 0) == torch.device("cpu") and choose_device("auto", 3) == torch.device("cpu")
+    with pytest.raises(ExtractionUsageError, match="CUDA is not available"):
+        choose_device("cuda", 0)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert choose_device("auto", 2) == torch.device("cuda:2")
+    assert choose_device("cuda", 5) == torch.device("cuda:1")
+    assert choose_device("cuda:3", 0) == torch.device("cuda:3")
