@@ -233,6 +233,10 @@ class LlavidalPipeline:
         for name, values in (("video", videos), ("inputs", input_list), ("features", feature_list)):
             if values and len(values) != count:
                 raise ValueError(f"{name} has {len(values)} entries but the batch has {count} samples")
+        for name, values in (("inputs", input_list), ("features", feature_list)):
+            if not all(isinstance(value, Mapping) for value in values):
+                raise ValueError(f"{name} must be a {{cue: ...}} dict per sample, e.g. {name}={{'video': ...}}, "
+                                 f"or a list of such dicts")
         raw = [dict(input_list[i]) if input_list else {} for i in range(count)]
         for i, path in enumerate(videos):
             raw[i]["video"] = path

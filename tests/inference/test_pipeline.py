@@ -85,6 +85,8 @@ def test_missing_file_and_empty_question_are_clear_errors(pipe, saved_model, tmp
         pipe(features={"pose": torch.zeros(256, 216)}, question="What?")
     with pytest.raises(LlavidalError, match=r"cues \['pose'\] that the model does not have"):
         pipe(inputs={"pose": videos[0]}, question="What?")
+    with pytest.raises(ValueError, match=r"features must be a \{cue: ...\} dict per sample"):
+        pipe(features=[torch.zeros(4, 8)], question="What?")
 
 
 def test_missing_plugin_names_the_pip_line(saved_model, llavidal_plugins):
