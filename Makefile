@@ -18,7 +18,7 @@ test: install
 	$(BIN)/python -m pytest
 
 demo: install
-	$(BIN)/llavidal plugins
+	$(BIN)/llavidal demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -38,6 +38,7 @@ BUILTIN_PLUGINS = (
     "llavidal_core.conversion_commands",
     "llavidal_core.training_commands",
     "llavidal_core.inference_commands",
+    "llavidal_core.demo_commands",
 )
 LOAD_PLUGINS_ENV = "LLAVIDAL_LOAD_PLUGINS"
 STRICT_PLUGINS_ENV = "LLAVIDAL_STRICT_PLUGINS"
