@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only validate a questions file and print a JSON summary (no model)")
     parser.add_argument("--questions", type=Path, nargs="+", metavar="FILE", help="ADLMCQ files, any schema")
     parser.add_argument("--features", type=Path, metavar="DIR", help="feature store with the questions' videos")
+    parser.add_argument("--videos", type=Path, metavar="DIR",
+                        help="or: the videos themselves (searched recursively by id); their video features are "
+                             "computed with the model's own encoder")
     parser.add_argument("--mode", choices=("loglik", "generate"), default="loglik",
                         help="loglik: best option by log-likelihood (default); generate: greedy answer + rules")
     parser.add_argument("--normalize", choices=("mean", "sum"), default="mean",
@@ -28,6 +31,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
     parser.add_argument("--out", type=Path, metavar="FILE", help="write the report as JSON here")
     parser.add_argument("--predictions", type=Path, metavar="FILE", help="write one JSON line per question here")
+
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+
+
+def videos_by_id(folder: Path) -> dict[str, Path]:
+    """The videos under ``folder`` by id (file name up to the first dot); two with one id are an error."""
+    from llavidal_core.extraction import collect_inputs, index_by_video_id
+
+    return index_by_video_id(collect_inputs([folder], lambda path: path.suffix.lower() in VIDEO_SUFFIXES))
 
 
 def run_check(path: Path) -> int:
@@ -45,25 +58,26 @@ def run_check(path: Path) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.check is not None:
         return run_check(args.check)
-    if not args.model or not args.questions or not args.features:
-        args.usage_parser.error("give MODEL, --questions and --features (or --check FILE)")
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    import llavidal_core.modeling  # noqa: F401 - registers the llavidal model type
+    if not args.model or not args.questions or (args.features is None) == (args.videos is None):
+        args.usage_parser.error("give MODEL, --questions and one of --features / --videos (or --check FILE)")
     from llavidal_core.atomic_files import atomic_write_bytes
-    from llavidal_core.evaluation.mcq_eval import evaluate_mcq
+    from llavidal_core.evaluation.mcq_eval import evaluate_mcq, features_from_store, features_from_videos
     from llavidal_core.evaluation.mcq_files import load_mcq_file
     from llavidal_core.features import FeatureStore
-    from llavidal_core.processing import LlavidalProcessor
+    from llavidal_core.inference import LlavidalPipeline
 
     files = [load_mcq_file(path) for path in args.questions]
-    if not args.features.is_dir():
-        raise LlavidalError(f"{args.features}: no such feature store folder")
-    store = FeatureStore(args.features, create=False)
-    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=getattr(torch, args.dtype)).to(args.device).eval()
-    processor = LlavidalProcessor.from_pretrained(args.model)
-    evaluation = evaluate_mcq(model, processor, files, store, mode=args.mode, normalize=args.normalize,
+    folder = args.features if args.features is not None else args.videos
+    if not folder.is_dir():
+        raise LlavidalError(f"{folder}: no such folder")
+    pipeline = LlavidalPipeline.from_pretrained(args.model, device=args.device, dtype=args.dtype,
+                                                load_encoders=args.videos is not None)
+    model, processor = pipeline.model, pipeline.processor
+    if args.features is not None:
+        features_for = features_from_store(FeatureStore(args.features, create=False), pipeline.cue_names)
+    else:
+        features_for = features_from_videos(pipeline, videos_by_id(args.videos))
+    evaluation = evaluate_mcq(model, processor, files, features_for, mode=args.mode, normalize=args.normalize,
                               limit=args.limit)
     report = evaluation.report() | {"model": str(args.model), "mode": args.mode, "normalize": args.normalize,
                                     "files": [str(f.path) for f in files]}

@@ -3,8 +3,9 @@ accuracy per task and overall with 95% bootstrap intervals."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tqdm.auto import tqdm
 
@@ -45,16 +46,30 @@ def cue_features_for(store, video_id: str, cue_names: Sequence[str]) -> dict:
     return features
 
 
-def evaluate_mcq(model, processor, files: Sequence[MCQFile], store, *, mode: str = "loglik",
-                 normalize: str = "mean", limit: int | None = None) -> MCQEvaluation:
-    """Predict every question of ``files`` whose video has at least one of the model's cues in ``store``."""
-    cue_names = [spec.name for spec in processor.cues]
+def features_from_store(store, cue_names: Sequence[str]) -> Callable[[str], dict]:
+    return lambda video_id: cue_features_for(store, video_id, cue_names)
+
+
+def features_from_videos(pipeline, videos: Mapping[str, Path]) -> Callable[[str], dict]:
+    """Compute the video cue's features with the model's own encoder (`LlavidalPipeline`), from ``videos``."""
+
+    def features_for(video_id: str) -> dict:
+        if video_id not in videos:
+            return {}
+        return pipeline.compute_features([{"video": str(videos[video_id])}])[0]
+
+    return features_for
+
+
+def evaluate_mcq(model, processor, files: Sequence[MCQFile], features_for: Callable[[str], dict], *,
+                 mode: str = "loglik", normalize: str = "mean", limit: int | None = None) -> MCQEvaluation:
+    """Predict every question of ``files`` whose video has features (``features_for(video_id)``)."""
     evaluation = MCQEvaluation()
     questions = [q for mcq_file in files for q in mcq_file.questions[:limit]]
     cache: dict[str, dict] = {}
     for question in tqdm(questions, desc="MCQ", unit="question"):
         if question.video_id not in cache:
-            cache = {question.video_id: cue_features_for(store, question.video_id, cue_names)}
+            cache = {question.video_id: features_for(question.video_id)}
         features = cache[question.video_id]
         if not features:
             evaluation.missing_features.setdefault(question.task, []).append(question.question_id)

@@ -268,7 +268,7 @@ def evaluate_cue_set(model_dir: Path, world: Path, features: Path) -> dict:
 
     import llavidal_core.modeling  # noqa: F401 - registers the llavidal model type
     from llavidal_core.evaluation.accuracy import bootstrap_accuracy
-    from llavidal_core.evaluation.mcq_eval import evaluate_mcq
+    from llavidal_core.evaluation.mcq_eval import evaluate_mcq, features_from_store
     from llavidal_core.evaluation.mcq_files import load_mcq_file
     from llavidal_core.features import FeatureStore
     from llavidal_core.processing import LlavidalProcessor
@@ -277,7 +277,9 @@ def evaluate_cue_set(model_dir: Path, world: Path, features: Path) -> dict:
     processor = LlavidalProcessor.from_pretrained(model_dir)
     questions = load_mcq_file(world / "mcq_test.json")
     categories = {str(i): r["category"] for i, r in enumerate(json.loads((world / "mcq_test.json").read_text()))}
-    evaluation = evaluate_mcq(model, processor, [questions], FeatureStore(features, create=False))
+    cue_names = [spec.name for spec in processor.cues]
+    evaluation = evaluate_mcq(model, processor, [questions],
+                              features_from_store(FeatureStore(features, create=False), cue_names))
     correct = [p.correct for p in evaluation.predictions]
     result = bootstrap_accuracy(correct).to_dict()
     result["by_category"] = {}

@@ -59,3 +59,21 @@ def test_ask_answers_and_a_corrupt_video_is_one_clear_line(video_model, video_pl
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("llavidal: error:")]
     assert len(errors) == 1 and errors[0].startswith(f"llavidal: error: {corrupt}: ") and "Traceback" not in err
+
+
+def test_eval_mcq_computes_video_features_from_the_videos(video_model, video_plugin, tmp_path, capsys):
+    import json
+
+    model_dir, videos, _, _ = video_model
+    records = [{"video_filename": f"clips/{name}", "question": "What is the person doing?",
+                "answer_choices": {"A": "wave", "B": "clap"}, "ground_truth_letter": "A"}
+               for name in ("clip_0.mp4", "clip_1.mp4", "absent.mp4")]
+    questions = tmp_path / "toy.json"
+    questions.write_text(json.dumps(records))
+    report = tmp_path / "report.json"
+    assert main(["eval", "mcq", str(model_dir), "--questions", str(questions), "--videos",
+                 str(model_dir.parent), "--out", str(report)]) == 0
+    written = json.loads(report.read_text())
+    assert written["accuracy"]["toy"]["n"] == 2 and written["skipped_missing_features"] == {"toy": 1}
+    with pytest.raises(SystemExit):
+        main(["eval", "mcq", str(model_dir), "--questions", str(questions)])  # neither --features nor --videos
