@@ -19,7 +19,6 @@ patch 16, width 768, 12 blocks) with random weights, so no download is needed.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import pickle
 import subprocess
@@ -31,67 +30,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
+
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
-DEFAULT_VIDEOS = [SHARED_VIDEOS / name for name in ("ntu_sample.avi", "nasa_13013.mp4", "video_0.mov")]
+DEFAULT_VIDEOS = [SHARED_VIDEOS / name for name in SHARED_DATA_VIDEOS]
 VIT_B_16 = dict(image_size=224, patch_size=16, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
                 num_attention_heads=12)
 
 
 # -- (a) the original pipeline, as in the original script ---------------------------------------------------
 
-def get_seq_frames(total_num_frames, desired_num_frames):
-    seg_size = float(total_num_frames - 1) / desired_num_frames
-    return [(int(np.round(seg_size * i)) + int(np.round(seg_size * (i + 1)))) // 2 for i in range(desired_num_frames)]
-
-
-def load_video(vis_path, num_frm=100):
-    from decord import VideoReader, cpu
-    from PIL import Image
-
-    vr = VideoReader(str(vis_path), ctx=cpu(0))
-    total_frame_num = len(vr)
-    total_num_frm = min(total_frame_num, num_frm)
-    frame_idx = get_seq_frames(total_frame_num, total_num_frm)
-    img_array = vr.get_batch(frame_idx).asnumpy()
-    h, w = 224, 224
-    if img_array.shape[-3] != h or img_array.shape[-2] != w:
-        img_array = torch.from_numpy(img_array).permute(0, 3, 1, 2).float()
-        img_array = torch.nn.functional.interpolate(img_array, size=(h, w))
-        img_array = img_array.permute(0, 2, 3, 1).to(torch.uint8).numpy()
-    return [Image.fromarray(img_array[j]) for j in range(total_num_frm)]
-
-
-def get_spatio_temporal_features(features, num_temporal_tokens=100):
-    t, s, c = features.shape
-    temporal_tokens = np.mean(features, axis=1)
-    padding_size = num_temporal_tokens - t
-    if padding_size > 0:
-        temporal_tokens = np.pad(temporal_tokens, ((0, padding_size), (0, 0)), mode="constant")
-    spatial_tokens = np.mean(features, axis=0)
-    return np.concatenate([temporal_tokens, spatial_tokens], axis=0)
-
-
 def run_original(video_paths, clip_dir, out_dir, num_frames=100, infer_batch=48):
-    from transformers import CLIPImageProcessorPil, CLIPVisionModel
+    from llavidal_core.testing.original_video_pipeline import load_original_models, original_extraction
 
-    image_processor = CLIPImageProcessorPil()
-    vision_tower = CLIPVisionModel.from_pretrained(clip_dir).eval()
-    config = vision_tower.config
-    patches = (config.image_size // config.patch_size) ** 2
+    image_processor, vision_tower = load_original_models(clip_dir)
     os.makedirs(out_dir, exist_ok=True)
     for video_path in video_paths:
-        video_id = Path(video_path).name.split(".")[0]
-        video = load_video(video_path, num_frames)
-        video_tensor = image_processor.preprocess(video, return_tensors="pt")["pixel_values"]
-        n_chunk = len(video_tensor)
-        video_features = torch.FloatTensor(n_chunk, patches, config.hidden_size).fill_(0)
-        with torch.no_grad():
-            for i in range(int(math.ceil(n_chunk / float(infer_batch)))):
-                batch = video_tensor[i * infer_batch:(i + 1) * infer_batch]
-                outs = vision_tower(batch, output_hidden_states=True)
-                video_features[i * infer_batch:(i + 1) * infer_batch] = outs.hidden_states[-2][:, 1:].detach().cpu()
-        with open(f"{out_dir}/{video_id}.pkl", "wb") as handle:
-            pickle.dump(get_spatio_temporal_features(video_features.numpy().astype("float16"), num_frames), handle)
+        pooled, _ = original_extraction(video_path, image_processor, vision_tower, num_frames, infer_batch)
+        with open(f"{out_dir}/{Path(video_path).name.split('.')[0]}.pkl", "wb") as handle:
+            pickle.dump(pooled, handle)
 
 
 # -- (b) ours, (c) the floor ----------------------------------------------------------------------------------

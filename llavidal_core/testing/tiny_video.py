@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# the real clips of the project's shared test data (../shared/data/videos), which parity tests and the
+# extraction benchmark use where that folder exists
+SHARED_DATA_VIDEOS = ("ntu_sample.avi", "nasa_13013.mp4", "video_0.mov")
+
 
 def synthetic_video_frames(num_frames: int, height: int, width: int, seed: int = 0):
     """uint8 ``(T, H, W, 3)`` frames: a bright bar moving right over a colour that changes every frame."""

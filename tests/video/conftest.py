@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llavidal_core.testing.tiny_video import save_tiny_clip_vision, write_test_video
-from original_video_pipeline import REAL_VIDEOS, original_extraction
+from llavidal_core.testing.original_video_pipeline import load_original_models, original_extraction
+from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS, save_tiny_clip_vision, write_test_video
 
 
 @pytest.fixture(scope="session")
@@ -39,4 +39,5 @@ def av1_clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def original_features(tiny_clip_dir, videos):
     """The original pipeline's (float16 output, float32 layer features) for each real video."""
-    return {name: original_extraction(videos / name, tiny_clip_dir) for name in REAL_VIDEOS}
+    processor, tower = load_original_models(tiny_clip_dir)
+    return {name: original_extraction(videos / name, processor, tower) for name in SHARED_DATA_VIDEOS}

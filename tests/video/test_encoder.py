@@ -9,11 +9,12 @@ from llavidal_core.testing.tiny_video import save_tiny_clip_vision
 from llavidal_video.decoding import VideoDecodeError
 from llavidal_video.encoder import VideoCueEncoder
 from llavidal_video.towers import TransformersClipTower, resolve_layer
-from original_video_pipeline import REAL_VIDEOS, get_spatio_temporal_features
+from llavidal_core.testing.original_video_pipeline import get_spatio_temporal_features
+from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", REAL_VIDEOS)
+@pytest.mark.parametrize("name", SHARED_DATA_VIDEOS)
 def test_reference_mode_equals_the_original_pipeline(tiny_clip_dir, videos, original_features, name):
     encoder = VideoCueEncoder.from_pretrained(tiny_clip_dir, preprocess="reference")
     ours = encoder.encode([videos / name])[0]

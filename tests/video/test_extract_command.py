@@ -18,7 +18,7 @@ from llavidal_core.features import FeatureStore
 from llavidal_core.legacy_features import read_legacy_features
 from llavidal_core.testing.tiny_video import write_test_video
 from llavidal_video.sampling import segment_midpoint_indices
-from original_video_pipeline import REAL_VIDEOS
+from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
 
 BIN = Path(sys.executable).parent
 
@@ -99,11 +99,11 @@ def test_path_lists_and_sharding(video_plugin, tiny_clip_dir, clip_folder, tmp_p
 def test_videochatgpt_pkl_is_the_originals_output(video_plugin, tiny_clip_dir, videos, original_features,
                                                   tmp_path):
     out = tmp_path / "pkl"
-    inputs = [videos / name for name in REAL_VIDEOS]
+    inputs = [videos / name for name in SHARED_DATA_VIDEOS]
     assert extract(*inputs, "--out", out, "--model", tiny_clip_dir, "--preprocess", "reference",
                    "--format", "videochatgpt", "--workers", 1) == 0
     assert sorted(p.name for p in out.iterdir()) == ["nasa_13013.pkl", "ntu_sample.pkl", "video_0.pkl"]
-    for name in REAL_VIDEOS:
+    for name in SHARED_DATA_VIDEOS:
         ours = read_legacy_features(out / f"{name.split('.')[0]}.pkl")
         original = original_features[name][0]
         assert ours.dtype == np.float16 and ours.shape == original.shape == (356, 32)

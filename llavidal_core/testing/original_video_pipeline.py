@@ -1,6 +1,8 @@
 """A straightforward re-implementation of the original extraction script (save_spatio_temporal_clip_features.py
-of Video-ChatGPT / LLAVIDAL), one video at a time, for parity tests: decord → segment midpoints → nearest
-224² → transformers' PIL CLIP processor → ``hidden_states[-2][:, 1:]`` → float16 → numpy pooling.
+of Video-ChatGPT / LLAVIDAL), one video at a time: decord → segment midpoints → nearest 224² → transformers'
+PIL CLIP processor → the whole tower with all hidden states → ``hidden_states[-2][:, 1:]`` → float16 → numpy
+pooling. The video plugin's parity tests compare against it and ``benchmarks/bench_video_extract.py`` times
+it. Needs decord (a llavidal-video dependency).
 """
 
 import math
@@ -8,8 +10,6 @@ import math
 import numpy as np
 import torch
 from PIL import Image
-
-REAL_VIDEOS = ("ntu_sample.avi", "nasa_13013.mp4", "video_0.mov")
 
 
 def get_seq_frames(total_num_frames, desired_num_frames):
@@ -43,15 +43,18 @@ def get_spatio_temporal_features(features, num_temporal_tokens=100):
     return np.concatenate([temporal_tokens, spatial_tokens], axis=0)
 
 
-def original_extraction(video_path, clip_dir, infer_batch=48):
+def load_original_models(clip_dir):
+    """The original's image processor (openai/clip-vit-large-patch14's settings are the defaults) and tower."""
+    from transformers import CLIPImageProcessorPil, CLIPVisionModel
+
+    return CLIPImageProcessorPil(), CLIPVisionModel.from_pretrained(clip_dir).eval()
+
+
+def original_extraction(video_path, image_processor, vision_tower, num_frames=100, infer_batch=48):
     """The original's main loop for one video, in float32 on the CPU (the original ran float16 on a GPU).
 
     Returns its float16 (356, D) output and the float32 layer features it was pooled from."""
-    from transformers import CLIPImageProcessorPil, CLIPVisionModel
-
-    image_processor = CLIPImageProcessorPil()  # openai/clip-vit-large-patch14's settings are the defaults
-    vision_tower = CLIPVisionModel.from_pretrained(clip_dir).eval()
-    video = load_video(video_path)
+    video = load_video(video_path, num_frames)
     video_tensor = image_processor.preprocess(video, return_tensors="pt")["pixel_values"]
     n_chunk = len(video_tensor)
     config = vision_tower.config
