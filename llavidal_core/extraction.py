@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -31,6 +32,15 @@ PATH_LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 class ExtractionUsageError(LlavidalError):
     """A command line that cannot run as given (exit code 2), found before anything is written."""
+
+
+def run_reporting_usage_errors(run: Callable[..., int], *args) -> int:
+    """``run(*args)``; an `ExtractionUsageError` is printed as one ``llavidal: error:`` line, exit code 2."""
+    try:
+        return run(*args)
+    except ExtractionUsageError as exc:
+        print(f"llavidal: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path], bool]) -> list[Path]:

@@ -5,6 +5,8 @@
 - ``fake_cue_plugins``: the same, with the fake cue registered.
 - ``tiny_llm_dir``: a directory holding a tiny random Llama and its tokenizer (made once per session).
 - ``tiny_llm``: ``(model, tokenizer)`` loaded from ``tiny_llm_dir`` with ``from_pretrained``.
+- ``one_torch_thread``: torch limited to one intra-op thread for the test (tiny models gain nothing from
+  threads, and on a shared CPU their spin-waits cost seconds per test); use it as an autouse fixture.
 - ``offline_hub``: an `OfflineHub` cache, active and offline for the test: ``offline_hub.add("org/name", dir)``.
 
 Heavy imports happen inside the fixtures, so merely having llavidal-core installed costs pytest nothing.
@@ -56,3 +58,13 @@ def offline_hub(tmp_path, monkeypatch):
     hub = OfflineHub(tmp_path / "hub-cache")
     hub.activate(monkeypatch)
     return hub
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -183,9 +183,9 @@ def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) 
     from tqdm.auto import tqdm
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
+    from llavidal_core.quiet import quiet_transformers
     from llavidal_object.crop_encoder import ClipCropEncoder
     from llavidal_object.frames import read_video_frames
-    from llavidal_object.models import quiet_transformers
     from llavidal_object.pipeline import ObjectOptions, extract_objects
 
     videos = sorted((world / "videos").glob("*.mp4"))

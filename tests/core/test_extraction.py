@@ -86,3 +86,14 @@ def test_device_follows_local_rank(monkeypatch):
     assert choose_device("auto", 2) == torch.device("cuda:2")
     assert choose_device("cuda", 5) == torch.device("cuda:1")
     assert choose_device("cuda:3", 0) == torch.device("cuda:3")
+
+
+def test_usage_errors_become_one_line_and_exit_2(capsys):
+    from llavidal_core.extraction import run_reporting_usage_errors
+
+    def refuse(args):
+        raise ExtractionUsageError(f"{args}: bad")
+
+    assert run_reporting_usage_errors(refuse, "--workers -1") == 2
+    assert capsys.readouterr().err == "llavidal: error: --workers -1: bad\n"
+    assert run_reporting_usage_errors(lambda args: 3, None) == 3

@@ -37,11 +37,5 @@ def crop_encoder(tiny_clip_dir):
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared CPU their spin-waits cost seconds per test."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_threaded(one_torch_thread):
+    """Every object test runs with one torch thread (see the ``one_torch_thread`` fixture)."""

@@ -19,12 +19,8 @@ from llavidal_pose.synthetic import synthesize_action
 from llavidal_pose.zero_shot import load_pose_encoder
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared, busy CPU more threads make these small forwards many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_threaded(one_torch_thread):
+    """One intra-op thread (see the ``one_torch_thread`` fixture)."""
 
 
 SMALL = dict(width=24, num_heads=2, depth=2, downsample_layers=[1, 2], num_frames=16, num_tokens=64, embed_dim=32)

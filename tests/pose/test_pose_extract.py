@@ -14,12 +14,8 @@ from llavidal_pose.synthetic import synthesize_action
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
-    """One intra-op thread: on a shared, busy CPU more threads make these small forwards many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+def single_threaded(one_torch_thread):
+    """One intra-op thread (see the ``one_torch_thread`` fixture)."""
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from llavidal_core.extraction import (
     ERRORS_FILE,
     EXIT_OK,
     EXIT_SOME_FAILED,
-    EXIT_USAGE,
     ExitAgreement,
     ExtractionUsageError,
     choose_device,
@@ -30,6 +29,7 @@ from llavidal_core.extraction import (
     has_cue,
     index_by_video_id,
     record_failure,
+    run_reporting_usage_errors,
     shard_for_rank,
 )
 from llavidal_core.features import FeatureStore
@@ -62,11 +62,7 @@ def _check_arguments(args: argparse.Namespace) -> tuple[list[str] | None, list[s
 
 
 def run_extraction(args: argparse.Namespace) -> int:
-    try:
-        return _run(args)
-    except ExtractionUsageError as exc:
-        print(f"llavidal: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_reporting_usage_errors(_run, args)
 
 
 def _run(args: argparse.Namespace) -> int:

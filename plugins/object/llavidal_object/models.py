@@ -8,11 +8,10 @@ transformers is imported on first use.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.quiet import quiet_transformers
 
 DEFAULT_TAGGER = "Salesforce/blip2-opt-2.7b"
 DEFAULT_DETECTOR = "google/owlv2-base-patch16-ensemble"
@@ -39,17 +38,3 @@ def load_model_and_processor(model_class_name: str, name: str, role: str, dtype:
     return model.eval(), processor
 
 
-@contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' loading bars and load reports (a CLIP folder's text tower is reported as unexpected)."""
-    from transformers.utils import logging
-
-    previous, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(previous)
-        if bars:
-            logging.enable_progress_bar()

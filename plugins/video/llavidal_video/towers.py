@@ -13,12 +13,12 @@ random weights, for ``save_pretrained`` / ``from_pretrained`` round trips.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
 from torch import nn
 
+from llavidal_core.quiet import quiet_transformers
 from llavidal_video.preprocessing import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 OPEN_CLIP_PREFIX = "open_clip:"
@@ -66,7 +66,7 @@ class TransformersClipTower(VisionTower):
     def from_pretrained(cls, name: str, layer: int = -2, dtype: torch.dtype | None = None) -> "TransformersClipTower":
         from transformers import CLIPImageProcessorPil, CLIPVisionConfig, CLIPVisionModel
 
-        with _quiet_transformers():
+        with quiet_transformers():
             config = CLIPVisionConfig.from_pretrained(name)
             blocks = resolve_layer(layer, config.num_hidden_layers)
             model = CLIPVisionModel.from_pretrained(name, num_hidden_layers=blocks, dtype=dtype or torch.float32)
@@ -82,7 +82,7 @@ class TransformersClipTower(VisionTower):
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
         config = CLIPVisionConfig.from_dict(dict(description["config"]))
-        with _quiet_transformers():
+        with quiet_transformers():
             model = CLIPVisionModel(config)
         return cls(model.eval(), source_layers=description["source_layers"], layer=description["layer"],
                    image_mean=description["image_mean"], image_std=description["image_std"])
@@ -175,17 +175,3 @@ def build_vision_tower(description: dict[str, Any]) -> VisionTower:
     raise ValueError(f"unknown vision tower library {library!r} (expected 'transformers' or 'open_clip')")
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Silence transformers' load reports (the dropped blocks are reported as unexpected keys)."""
-    from transformers.utils import logging
-
-    previous, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
-    logging.set_verbosity_error()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        logging.set_verbosity(previous)
-        if bars:
-            logging.enable_progress_bar()
