@@ -42,13 +42,15 @@ def test_ask_without_the_plugin_names_the_pip_line(saved_model, llavidal_plugins
 
 def test_chat_answers_resets_and_switches_video(saved_model, fake_video_plugins, capsys, monkeypatch):
     model_dir, videos = saved_model
-    script = f"What is the person doing?\n/reset\n/video {videos[1]}\n/video /no/such.mp4\nAnd then?\n/quit\n"
+    script = (f"What is the person doing?\n/reset\n/video {videos[1]}\n/video /no/such.mp4\n/frobnicate\n"
+              "And then?\n/quit\n")
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
     assert main(["chat", str(model_dir), videos[0], "--max-new-tokens", "4", "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.strip().splitlines()) == 2  # two answers
     assert "(conversation forgotten)" in captured.err and f"(now talking about {videos[1]})" in captured.err
     assert "/no/such.mp4: no such file" in captured.err
+    assert "unknown command /frobnicate" in captured.err
 
 
 def test_dry_run_estimates_the_paper_size_model(tmp_path, capsys, llavidal_plugins):
@@ -73,3 +75,15 @@ def test_dry_run_estimates_the_paper_size_model(tmp_path, capsys, llavidal_plugi
     assert 6.7e9 < parameters < 6.8e9
     weights_gib = float(out.split("weights: ")[1].split(" ")[0])
     assert 12.4 < weights_gib < 12.7
+
+
+def test_serve_and_eval_name_a_missing_folder(saved_model, fake_video_plugins, capsys, tmp_path):
+    model_dir, _ = saved_model
+    assert main(["serve", str(model_dir), "--examples", str(tmp_path / "no-examples")]) == 1
+    assert "no-examples: no such folder of example videos" in capsys.readouterr().err
+    questions = tmp_path / "q.json"
+    questions.write_text('[{"video_filename": "a.mp4", "question": "q?", "answer_choices": {"A": "x"}, '
+                         '"ground_truth_letter": "A"}]')
+    assert main(["eval", "mcq", str(model_dir), "--questions", str(questions), "--videos",
+                 str(tmp_path / "no-videos")]) == 1
+    assert "no-videos: no such folder" in capsys.readouterr().err
