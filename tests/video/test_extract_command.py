@@ -164,13 +164,16 @@ def test_torchrun_two_processes_write_every_video_once(tiny_clip_dir, clip_folde
     shutil.copytree(clips, late, ignore=lambda folder, names: [n for n in names if n != "short.mp4"])
     for name in ("heavy_a.mp4", "zz_heavy_b.mp4"):
         write_test_video(late / name, num_frames=1000, seed=len(name))
-    inputs = sorted(late.iterdir()) + [videos / "corrupted.mp4"]  # heavy_a, short, zz_heavy_b, corrupted
+    # in one folder, so the sorted order (which decides the shards) does not depend on where the tests run
+    shutil.copy(videos / "corrupted.mp4", late / "zzz_corrupted.mp4")
+    assert [p.name for p in sorted(late.iterdir())] == ["heavy_a.mp4", "short.mp4", "zz_heavy_b.mp4",
+                                                        "zzz_corrupted.mp4"]
     position = command.index(str(clips))
-    command[position:position + 1] = map(str, inputs)
+    command[position] = str(late)
     command[command.index("--num-frames") + 1] = "1000"
     result = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "[rank 1/2]: 0 written, 1 already done, 1 failed" in result.stderr
     assert "[rank 0/2]: 2 written, 0 already done, 0 failed" in result.stderr
     assert {"heavy_a.safetensors", "zz_heavy_b.safetensors"} <= set(outputs(out))
-    assert "corrupted.mp4" in (out / "errors.jsonl").read_text()
+    assert "zzz_corrupted.mp4" in (out / "errors.jsonl").read_text()
