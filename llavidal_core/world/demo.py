@@ -37,12 +37,16 @@ class DemoConfig:
 
     world: WorldConfig = field(default_factory=lambda: WorldConfig(videos_per_performer=20))
     video_frames: int = 16
+    video_pool_stride: int = 2
     clip_image_size: int = 56
     pose_steps: int = 200
     pose_tokens: int = 32
     llm_hidden: int = 96
-    llm_vocab: int = 256
+    llm_layers: int = 2
+    llm_vocab: int = 512  # the world's text needs ~430 word pieces: whole words, short sequences
+    projector: str = "linear"
     epochs: float = 15.0
+    batch_size: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
 
@@ -119,6 +123,11 @@ def save_world_text_tower(directory: Path, words: list[str], seed: int) -> Path:
     return directory
 
 
+def llm_folder_name(config: DemoConfig) -> str:
+    """The base LM's cache folder: a changed LM knob (or seed) makes a new one instead of reusing the old."""
+    return f"llm-{cache_key(config.llm_hidden, config.llm_layers, config.llm_vocab, config.seed)}"
+
+
 def save_world_llm(directory: Path, world: Path, config: DemoConfig) -> Path:
     """A random tiny Llama and a BPE tokenizer trained on the world's instructions and the chat templates."""
     import torch
@@ -136,8 +145,8 @@ def save_world_llm(directory: Path, world: Path, config: DemoConfig) -> Path:
     torch.manual_seed(config.seed)
     hidden = config.llm_hidden
     model = LlamaForCausalLM(tiny_llama_config(vocab_size=len(tokenizer), hidden_size=hidden,
-                                               intermediate_size=hidden * 2, num_attention_heads=4,
-                                               num_key_value_heads=2))
+                                               intermediate_size=hidden * 2, num_hidden_layers=config.llm_layers,
+                                               num_attention_heads=4, num_key_value_heads=2))
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
@@ -174,7 +183,7 @@ def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -
     if not todo:
         return
     encoder = VideoCueEncoder.from_pretrained(str(clip), num_frames=config.video_frames, sampling="uniform",
-                                              pool="spatial", pool_stride=2)
+                                              pool="spatial", pool_stride=config.video_pool_stride)
     for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video"):
         store.write(path.stem, "video", encoder.encode([path])[0], {"encoder": "random tiny CLIP, demo"})
 
@@ -251,9 +260,11 @@ def train_cue_set(cues: tuple[str, ...], world: Path, features: Path, llm: Path,
     recipe = recipe_from_dict({
         "output_dir": str(output),
         "model": {"base": str(llm), "dtype": "float32"},
-        "cues": [{"name": cue, "features": str(features), "spec": specs[cue]} for cue in CUE_ORDER if cue in cues],
+        "cues": [{"name": cue, "features": str(features), "projector": config.projector, "spec": specs[cue]}
+                 for cue in CUE_ORDER if cue in cues],
         "data": {"train": str(world / "train.json"), "missing_cue": "drop", "model_max_length": 1024},
-        "train": {"trainable": ["llm", "projectors", "embeddings"], "epochs": config.epochs, "batch_size": 8,
+        "train": {"trainable": ["llm", "projectors", "embeddings"], "epochs": config.epochs,
+                  "batch_size": config.batch_size,
                   "learning_rate": config.learning_rate, "weight_decay": 0.0, "warmup_ratio": 0.05,
                   "lr_scheduler": "cosine", "precision": "fp32", "save_steps": 100000, "logging_steps": 50,
                   "seed": config.seed, "save": "full"},
@@ -327,8 +338,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
     started = time.perf_counter()
     out = Path(out)
     world_key = cache_key(asdict(config.world))
-    feature_key = cache_key(asdict(config.world), config.video_frames, config.clip_image_size, config.pose_steps,
-                            config.pose_tokens, config.seed)
+    feature_key = cache_key(asdict(config.world), config.video_frames, config.video_pool_stride,
+                            config.clip_image_size, config.pose_steps, config.pose_tokens, config.seed)
     models, features = out / f"models-{feature_key}", out / f"features-{feature_key}"
     runs = out / f"runs-{cache_key(asdict(config))}"
     _say(f"building the miniature world in {out / f'world-{world_key}'}")
@@ -338,7 +349,7 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
     extract_video_features(world, store, clip, config)
     extract_object_features(world, store, clip, config)
     extract_pose_features(world, features, models, config)
-    llm = save_world_llm(models / "llm", world, config)
+    llm = save_world_llm(models / llm_folder_name(config), world, config)
     sample_id = sorted(store.video_ids())[0]
     specs = {cue: {"feature_dim": int(store.read(sample_id, cue).shape[-1])} for cue in CUE_ORDER}
     specs["video"]["num_tokens"] = int(store.read(sample_id, "video").shape[0])

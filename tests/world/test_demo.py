@@ -1,6 +1,7 @@
 """``llavidal demo`` end to end on a very small world: every step runs, results.json has its shape, reruns reuse."""
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -9,7 +10,8 @@ for module in ("llavidal_video", "llavidal_pose", "llavidal_object"):
 
 from llavidal_core.cli import main  # noqa: E402
 from llavidal_core.world.build import WorldConfig  # noqa: E402
-from llavidal_core.world.demo import CUE_SETS, DemoConfig, cue_set_name, run_demo  # noqa: E402
+from llavidal_core.world import demo  # noqa: E402
+from llavidal_core.world.demo import CUE_SETS, DemoConfig, cue_set_name, llm_folder_name, run_demo  # noqa: E402
 
 SMALL = DemoConfig(world=WorldConfig(num_performers=3, videos_per_performer=3, held_out_performers=1,
                                      frames_per_action=8),
@@ -36,3 +38,19 @@ def test_demo_usage_errors(llavidal_plugins, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["demo", "--epochs", "0"])
     assert exit_info.value.code == 2 and "--epochs must be positive" in capsys.readouterr().err
+
+
+def test_demo_options_reach_its_config(llavidal_plugins, monkeypatch, tmp_path):
+    seen = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, config: seen.append((out, config)))
+    assert main(["demo", "--out", str(tmp_path), "--seed", "3", "--epochs", "2", "--videos-per-performer", "5"]) == 0
+    (out, config), = seen
+    assert out == tmp_path and (config.seed, config.epochs, config.world.videos_per_performer) == (3, 2.0, 5)
+
+
+def test_a_changed_language_model_knob_gets_its_own_cached_model():
+    base = DemoConfig()
+    assert llm_folder_name(base) == llm_folder_name(DemoConfig())
+    changed = {llm_folder_name(replace(base, **{knob: value}))
+               for knob, value in (("llm_hidden", 64), ("llm_layers", 3), ("llm_vocab", 300), ("seed", 1))}
+    assert len(changed) == 4 and llm_folder_name(base) not in changed
