@@ -33,7 +33,7 @@ CATEGORIES = ("pose-twin", "object-twin", "other")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's knobs. The defaults run in about 5 minutes on a 2-core CPU (see the README's table)."""
+    """The demo's knobs. The defaults run in about 7 minutes on a 2-core CPU (see the README's table)."""
 
     world: WorldConfig = field(default_factory=lambda: WorldConfig(videos_per_performer=20))
     video_frames: int = 16
@@ -43,7 +43,7 @@ class DemoConfig:
     pose_tokens: int = 32
     llm_hidden: int = 96
     llm_layers: int = 2
-    llm_vocab: int = 512  # the world's text needs ~430 word pieces: whole words, short sequences
+    llm_vocab: int = 256
     projector: str = "linear"
     epochs: float = 15.0
     batch_size: int = 8
