@@ -120,6 +120,16 @@ def record_failure(out: Path, path: str, video_id: str, reason: str, rank: int) 
         os.close(descriptor)
 
 
+def report_summary(prefix: str, written: int, skipped: int, failed: int, out: Path) -> int:
+    """Print ``PREFIX: N written, M already done, K failed`` (naming the errors log when K > 0) on stderr;
+    return the exit code those counts give (0, or 3 when something failed)."""
+    summary = f"{prefix}: {written} written, {skipped} already done, {failed} failed"
+    if failed:
+        summary += f" (see {Path(out) / ERRORS_FILE})"
+    print(summary, file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
 def choose_device(requested: str | None, local_rank: int):
     """``requested``, or this process's GPU (``LOCAL_RANK``) when there is one, else the CPU."""
     import torch

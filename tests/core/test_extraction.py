@@ -14,6 +14,7 @@ from llavidal_core.extraction import (
     has_cue,
     index_by_video_id,
     record_failure,
+    report_summary,
     shard_for_rank,
 )
 
@@ -97,3 +98,10 @@ def test_usage_errors_become_one_line_and_exit_2(capsys):
     assert run_reporting_usage_errors(refuse, "--workers -1") == 2
     assert capsys.readouterr().err == "llavidal: error: --workers -1: bad\n"
     assert run_reporting_usage_errors(lambda args: 3, None) == 3
+
+
+def test_the_summary_names_the_errors_log_only_when_something_failed(tmp_path, capsys):
+    assert report_summary("video", 3, 1, 0, tmp_path) == 0
+    assert capsys.readouterr().err == "video: 3 written, 1 already done, 0 failed\n"
+    assert report_summary("[rank 1/2]", 0, 2, 1, tmp_path) == 3
+    assert capsys.readouterr().err == f"[rank 1/2]: 0 written, 2 already done, 1 failed (see {tmp_path / ERRORS_FILE})\n"

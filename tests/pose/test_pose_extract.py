@@ -58,11 +58,11 @@ def test_a_folder_with_one_malformed_file(pose_cli, inputs, tmp_path, capsys):
     assert [e["path"] for e in errors] == [str(inputs / "S001C001P004R001A004.skeleton")]
     assert ":11: the line of joint 7 of body 1 of frame 1 should have 12 fields, found 11" in errors[0]["error"]
     stderr = capsys.readouterr().err
-    assert "warning: random weights" in stderr and "3 written, 0 already there, 1 failed" in stderr
+    assert "warning: random weights" in stderr and "3 written, 0 already done, 1 failed" in stderr
 
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.safetensors")}
     assert pose_cli(inputs, "--out", out, "--model", "random") == 3
-    assert "0 written, 3 already there, 1 failed" in capsys.readouterr().err
+    assert "0 written, 3 already done, 1 failed" in capsys.readouterr().err
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.safetensors")} == before
     (inputs / "S001C001P004R001A004.skeleton").unlink()
     assert pose_cli(inputs, "--out", out, "--model", "random") == 0

@@ -19,9 +19,7 @@ import torch
 from tqdm import tqdm
 
 from llavidal_core.extraction import (
-    ERRORS_FILE,
     EXIT_OK,
-    EXIT_SOME_FAILED,
     ExitAgreement,
     ExtractionUsageError,
     choose_device,
@@ -29,6 +27,7 @@ from llavidal_core.extraction import (
     has_cue,
     index_by_video_id,
     record_failure,
+    report_summary,
     run_reporting_usage_errors,
     shard_for_rank,
 )
@@ -117,8 +116,4 @@ def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: in
             written += 1
         progress.update()
     progress.close()
-    summary = f"{prefix}: {written} written, {skipped} already done, {failed} failed"
-    if failed:
-        summary += f" (see {out / ERRORS_FILE})"
-    print(summary, file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return report_summary(prefix, written, skipped, failed, out)

@@ -6,7 +6,7 @@ The id of each output is the input's file name up to its first dot, so ``S001C00
 becomes ``DIR/S001C001P001R001A001.safetensors`` with the tensor ``pose``. Behaviour:
 
 - a file that cannot be read or encoded is appended to ``DIR/errors.jsonl`` as ``{"path", "error"}`` and
-  skipped; the exit code is then 3 (0 when every file was written or already there);
+  skipped; the exit code is then 3 (0 when every file was written or already done);
 - usage errors (a missing input, no skeleton files, two inputs with the same id, a bad ``--model`` or
   ``RANK``/``WORLD_SIZE``) exit with 2 before anything is written;
 - ids whose feature file already holds ``pose`` are skipped (resume);
@@ -29,9 +29,6 @@ from typing import Any
 
 from llavidal_core.errors import LlavidalError
 from llavidal_core.extraction import (
-    ERRORS_FILE,
-    EXIT_OK,
-    EXIT_SOME_FAILED,
     ExitAgreement,
     ExtractionUsageError,
     choose_device,
@@ -40,6 +37,7 @@ from llavidal_core.extraction import (
     has_cue,
     index_by_video_id,
     record_failure,
+    report_summary,
     shard_for_rank,
 )
 
@@ -174,8 +172,4 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
                 except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                     fail(path, describe_error(exc))
                 bar.update(1)
-    summary = f"pose: {written} written, {skipped} already there, {failures} failed"
-    if failures:
-        summary += f" (see {store.root / ERRORS_FILE})"
-    print(summary, file=sys.stderr)
-    return agreement.exit_code(EXIT_SOME_FAILED if failures else EXIT_OK)
+    return agreement.exit_code(report_summary("pose", written, skipped, failures, store.root))
