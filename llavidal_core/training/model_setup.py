@@ -3,7 +3,10 @@
 Every stage of a recipe builds the same model: the base LM with ALL the recipe's cues (the same token ids
 and projectors in every stage); a stage's data only uses its own cues. `copy_stage_weights` starts a stage
 from earlier ones: for each earlier stage it copies the projector weights and cue-token embedding rows of the
-cues that stage trained, the later stages winning, which replaces the original's merge script.
+cues that stage trained, the later stages winning, which replaces the original's merge script. An earlier
+stage that trained the LM itself (``llm`` or LoRA, saved ``full``) also hands on its LM weights
+(`copy_language_model_weights`): otherwise a curriculum that fine-tunes the LM would restart every stage
+from the untrained base LM.
 """
 
 from __future__ import annotations
@@ -230,6 +233,31 @@ def copy_stage_weights(model: Any, stage_dir: Path, cues: Sequence[str]) -> None
                 if weight is not None:
                     saved = tensors(names[id(weight)])
                     weight[wanted_rows] = saved[wanted_rows].to(device=weight.device, dtype=weight.dtype)
+
+
+def stage_trained_language_model(train: TrainSection) -> bool:
+    """Whether a stage with these settings changed the LM's own weights (and saved them: ``save: full``)."""
+    return ("llm" in train.trainable or train.lora is not None) and train.save == "full"
+
+
+def copy_language_model_weights(model: Any, stage_dir: Path) -> None:
+    """Copy every LM weight (``language_model.*``, all embedding rows included) from a stage's full save."""
+    import torch
+
+    stage_dir = Path(stage_dir)
+    tensors = _full_checkpoint_reader(stage_dir)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters(remove_duplicate=True):
+            if not name.startswith("language_model."):
+                continue
+            try:
+                saved = tensors(name)
+            except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type
+                raise LlavidalError(f"{stage_dir}: no {name} to start the LM from ({exc})") from None
+            if saved.shape != parameter.shape:
+                raise LlavidalError(f"{stage_dir}: {name} has shape {tuple(saved.shape)}, the model's is "
+                                    f"{tuple(parameter.shape)}")
+            parameter.copy_(saved.to(device=parameter.device, dtype=parameter.dtype))
 
 
 def _copy_projectors(model: Any, cues: Sequence[str], get_tensor, stage_dir: Path) -> None:

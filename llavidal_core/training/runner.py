@@ -69,8 +69,13 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     # The model: the base LM with every cue of the recipe.
     model = model_setup.build_model(recipe.model, cues, processor)
 
-    # MMPro hand-off: each earlier stage gives the projectors and cue rows of the cues it trained.
+    # MMPro hand-off: the LM from the last earlier stage that fine-tuned it, then each earlier stage's
+    # projectors and cue rows of the cues it trained.
     stages = {earlier.name: earlier for earlier in recipe.stage_plans()}
+    lm_sources = [s for s in plan.init_from if model_setup.stage_trained_language_model(stages[s].train)]
+    if lm_sources:
+        model_setup.copy_language_model_weights(model, stages[lm_sources[-1]].output_dir)
+        _say(f"stage {plan.name}: started the LM from stage {lm_sources[-1]}")
     for source in plan.init_from:
         model_setup.copy_stage_weights(model, stages[source].output_dir, stages[source].cues)
         _say(f"stage {plan.name}: started {stages[source].cues} from stage {source}")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from llavidal_core.testing.tiny_fusion import build_tiny_llavidal
+from llavidal_core.testing.tiny_fusion import TINY_CUES, build_tiny_llavidal
 from llavidal_core.training.model_setup import copy_stage_weights
 
 
@@ -49,3 +49,46 @@ def test_a_stage_folder_without_weights_is_an_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(LlavidalError, match="neither a saved model nor an adapter"):
         copy_stage_weights(model, tmp_path / "empty", ["video"])
+
+
+def test_the_lm_weights_come_from_a_full_save_with_every_row(tmp_path):
+    from llavidal_core.training.model_setup import copy_language_model_weights
+
+    trained, processor = build_tiny_llavidal(seed=1)
+    with torch.no_grad():
+        for parameter in trained.parameters():
+            parameter.add_(1.0)
+    trained.save_pretrained(tmp_path / "stage", processor=processor)
+
+    fresh, _ = build_tiny_llavidal(seed=2)
+    projector = fresh.projectors["video"].weight.clone()
+    copy_language_model_weights(fresh, tmp_path / "stage")
+
+    for (name, got), (_, want) in zip(fresh.language_model.named_parameters(), trained.language_model.named_parameters()):
+        assert torch.equal(got, want), name
+    assert torch.equal(fresh.projectors["video"].weight, projector)  # projectors are copy_stage_weights' job
+
+
+def test_the_lm_of_a_model_with_other_cues_is_refused_with_both_shapes(tmp_path):
+    from llavidal_core.errors import LlavidalError
+    from llavidal_core.training.model_setup import copy_language_model_weights
+
+    trained, processor = build_tiny_llavidal(cues=TINY_CUES[:1])
+    trained.save_pretrained(tmp_path / "stage", processor=processor)
+    fresh, _ = build_tiny_llavidal()
+    with pytest.raises(LlavidalError, match=r"embed_tokens.weight has shape \(\d+, 32\), the model's is"):
+        copy_language_model_weights(fresh, tmp_path / "stage")
+
+
+@pytest.mark.parametrize(("trainable", "lora", "save", "hands_on"), [
+    (["llm", "projectors"], None, "full", True),
+    (["projectors", "embeddings"], {"r": 4}, "full", True),
+    (["projectors", "embeddings"], None, "full", False),
+    (["projectors", "embeddings"], None, "adapter", False),
+])
+def test_which_stages_hand_on_their_lm(trainable, lora, save, hands_on):
+    from llavidal_core.training.model_setup import stage_trained_language_model
+    from llavidal_core.training.recipe import LoraSection, TrainSection
+
+    train = TrainSection(trainable=trainable, lora=LoraSection(**lora) if lora else None, save=save)
+    assert stage_trained_language_model(train) is hands_on

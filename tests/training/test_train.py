@@ -123,3 +123,29 @@ def test_lora_trains_adapters_on_the_frozen_lm_and_saves_them_merged(in_tiny_roo
     rows = base.get_input_embeddings().weight.shape[0]
     assert torch.equal(tuned.get_input_embeddings().weight[:rows], base.get_input_embeddings().weight)
     assert not any("lora" in name for name, _ in tuned.named_parameters())
+
+
+def test_a_stage_that_fine_tuned_the_lm_hands_it_on(in_tiny_root, tmp_path, capsys):
+    """A curriculum that trains the LM: the next stage starts from that LM, not from the untrained base."""
+    import yaml
+
+    recipe = yaml.safe_load((RECIPES / "tiny-llavidal-mmpro.yaml").read_text())
+    recipe["train"].update(trainable=["llm", "projectors", "embeddings"], save="full", max_steps=2)
+    recipe["stages"] = [{"name": "video_pose", "cues": ["video", "pose"]},
+                        {"name": "all", "cues": ["video", "object", "pose"], "init_from": ["video_pose"],
+                         "train": {"learning_rate": 0.0}}]
+    path = tmp_path / "lm-handoff.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "output_dir=tiny/lm-handoff"]) == 0
+    assert "stage all: started the LM from stage video_pose" in capsys.readouterr().err
+
+    import llavidal_core.modeling  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    out = in_tiny_root / "tiny" / "lm-handoff"
+    first, last = (AutoModelForCausalLM.from_pretrained(out / s) for s in ("video_pose", "all"))
+    base = AutoModelForCausalLM.from_pretrained(in_tiny_root / "tiny" / "llm")
+    layer = "language_model.model.layers.0.mlp.up_proj.weight"
+    assert not torch.equal(first.get_parameter(layer), base.model.layers[0].mlp.up_proj.weight)
+    for name, weight in first.named_parameters():
+        assert torch.equal(last.get_parameter(name), weight), name  # learning rate 0: what it started from
