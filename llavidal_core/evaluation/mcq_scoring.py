@@ -39,9 +39,15 @@ class MCQPrediction:
 
 
 def mcq_prompt(question: MCQuestion, placeholders: Sequence[str] = ()) -> str:
+    """The question, the instruction and the choices, then the cues' placeholders on a line of their own.
+
+    The placeholders come after the text, as LLAVIDAL's inference appends ``"\n<video>"`` to the question
+    (and as `LlavidalPipeline` does), so the cue tokens sit right before the answer.
+    """
     choices = " ".join(f"({letter}) {text}" for letter, text in question.choices.items())
-    prefix = "".join(placeholders)
-    return f"{prefix}\n{question.question} {MCQ_INSTRUCTION} Choices are {choices}".lstrip("\n")
+    text = f"{question.question} {MCQ_INSTRUCTION} Choices are {choices}"
+    cues = "".join(placeholders)
+    return f"{text}\n{cues}" if cues else text
 
 
 def option_answer(letter: str, text: str) -> str:

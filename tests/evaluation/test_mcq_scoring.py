@@ -55,9 +55,10 @@ def trained_toy():
 
 def test_prompt_follows_the_llavidal_evaluation_wording():
     assert mcq_prompt(question("A"), ["<video>"]) == (
-        "<video>\nWhat is the person doing? The output should be the choice among one of the following choices. "
-        "Choices are (A) wave (B) clap"
+        "What is the person doing? The output should be the choice among one of the following choices. "
+        "Choices are (A) wave (B) clap\n<video>"
     )
+    assert mcq_prompt(question("A")).endswith("(B) clap")  # no cues, no trailing line
 
 
 @pytest.mark.parametrize(
