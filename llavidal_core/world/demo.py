@@ -103,8 +103,8 @@ def save_random_clip(directory: Path, image_size: int, seed: int) -> Path:
     return directory
 
 
-def save_world_text_tower(directory: Path, words: list[str], seed: int) -> Path:
-    """A random CLIP text tower whose word-level vocabulary knows the world's motion names (for PoseCLIP)."""
+def save_world_text_tower(directory: Path, prompts: list[str], seed: int) -> Path:
+    """A random CLIP text tower whose word-level vocabulary holds every word of PoseCLIP's action prompts."""
     import torch
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
@@ -112,7 +112,7 @@ def save_world_text_tower(directory: Path, words: list[str], seed: int) -> Path:
 
     if (directory / "config.json").exists():
         return directory
-    tokenizer = build_tiny_clip_tokenizer(" ".join(["a", "person", *words]))
+    tokenizer = build_tiny_clip_tokenizer(" ".join(prompts))
     config = CLIPTextConfig(vocab_size=99, hidden_size=32, intermediate_size=37, projection_dim=64,
                             num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=77,
                             pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
@@ -219,6 +219,7 @@ def extract_pose_features(world: Path, store_dir: Path, models: Path, config: De
     from llavidal_core.features import FeatureStore
     from llavidal_core.world.actions import WORLD_ACTIONS
     from llavidal_pose.extraction import extract
+    from llavidal_pose.text import action_prompts
     from llavidal_pose.training import TrainConfig, train_poseclip
 
     store = FeatureStore(store_dir)
@@ -227,7 +228,7 @@ def extract_pose_features(world: Path, store_dir: Path, models: Path, config: De
     motions = sorted({action.motion for action in WORLD_ACTIONS})
     poseclip = models / "poseclip"
     if not (poseclip / "config.json").exists():
-        text = save_world_text_tower(models / "pose-text", motions, config.seed)
+        text = save_world_text_tower(models / "pose-text", action_prompts(motions), config.seed)
         _say(f"training PoseCLIP on the world's {len(motions)} motions ({config.pose_steps} steps)")
         result = train_poseclip(TrainConfig.from_dict({
             "output_dir": str(poseclip), "seed": config.seed,

@@ -168,3 +168,27 @@ def test_manifest_data_with_held_out_actions(tmp_path):
     (tmp_path / "train.jsonl").write_text('{"path": "rec/missing.skeleton"}\n')
     with pytest.raises(ConfigError, match=r"train.jsonl:1: expected a JSON object with 'path' and 'action'"):
         load_data(load_config(RECIPE, overrides).data, 0)
+
+
+def test_actions_the_text_tower_cannot_tell_apart_are_refused_before_training(tmp_path, tiny_text, capsys):
+    """Words missing from the tokenizer all become its unknown token: two such prompts are the same text."""
+    paths = write_synthetic_recordings(tmp_path / "rec", actions=("waving", "clapping"), per_action=1)
+    manifest = tmp_path / "train.jsonl"
+    manifest.write_text("".join(json.dumps({"path": f"rec/{p.name}", "action": a}) + "\n"
+                                for p, a in zip(paths, ("gardening", "skydiving"))))
+    overrides = [*SMALL_MODEL, f"output_dir={tmp_path / 'out'}", f"text.model={tiny_text}", "data.source=manifest",
+                 f"data.train_manifest={manifest}", f"data.eval_manifest={manifest}", "data.actions=null",
+                 "training.steps=1", "training.device=cpu"]
+    assert main(["pose", "train", str(RECIPE), *overrides]) == 2
+    error = capsys.readouterr().err
+    assert "reads the prompts 'a person gardening' and 'a person skydiving' as the same tokens" in error
+    assert not (tmp_path / "out").exists()
+
+
+def test_prompts_with_known_words_are_distinct(tiny_text):
+    from llavidal_pose.text import ActionTextEncoder, action_prompts
+
+    text = ActionTextEncoder.from_pretrained(str(tiny_text))
+    assert text.indistinct_prompts(action_prompts(["sitting_down", "standing_up", "waving"])) == []
+    clashes = text.indistinct_prompts(["a person gardening", "a person skydiving", "a person gardening"])
+    assert [(a, b) for a, b, _ in clashes] == [("a person gardening", "a person skydiving")]

@@ -54,3 +54,14 @@ def test_a_changed_language_model_knob_gets_its_own_cached_model():
     changed = {llm_folder_name(replace(base, **{knob: value}))
                for knob, value in (("llm_hidden", 64), ("llm_layers", 3), ("llm_vocab", 300), ("seed", 1))}
     assert len(changed) == 4 and llm_folder_name(base) not in changed
+
+
+def test_poseclip_s_text_tower_reads_every_motion_of_the_world_as_different_text(tmp_path):
+    """Its vocabulary once held 'sitting_down' but not 'sitting': sit down and stand up were the same prompt."""
+    from llavidal_core.world.actions import WORLD_ACTIONS
+    from llavidal_pose.text import ActionTextEncoder, action_prompts
+
+    prompts = action_prompts(sorted({action.motion for action in WORLD_ACTIONS}))
+    text = ActionTextEncoder.from_pretrained(str(demo.save_world_text_tower(tmp_path / "text", prompts, seed=0)))
+    assert text.indistinct_prompts(prompts) == []
+    assert text.tokenizer.unk_token_id not in {i for p in prompts for i in text.tokenizer(p)["input_ids"]}

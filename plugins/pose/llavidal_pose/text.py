@@ -39,6 +39,18 @@ class ActionTextEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.model.config.projection_dim
 
+    def indistinct_prompts(self, prompts: Sequence[str]) -> list[tuple[str, str, list[int]]]:
+        """Pairs of different prompts that the tokenizer turns into the same ids (e.g. unknown words all
+        becoming the unknown token), as ``(first, second, ids)``: the text tower cannot tell them apart."""
+        seen: dict[tuple[int, ...], str] = {}
+        clashes = []
+        for prompt in prompts:
+            ids = tuple(self.tokenizer(prompt, truncation=True)["input_ids"])
+            if ids in seen and seen[ids] != prompt:
+                clashes.append((seen[ids], prompt, list(ids)))
+            seen.setdefault(ids, prompt)
+        return clashes
+
     def forward(self, prompts: Sequence[str]) -> torch.Tensor:
         device = self.model.text_projection.weight.device
         inputs = self.tokenizer(list(prompts), padding=True, truncation=True, return_tensors="pt").to(device)

@@ -280,6 +280,13 @@ def train_poseclip(config: TrainConfig, log: Callable[[str], None] = print) -> T
 
     data = load_data(config.data, config.seed)
     prompts = action_prompts(data.train_actions, config.text.prompt_template)
+    every_action = list(dict.fromkeys([*data.train_actions, *data.eval_actions]))
+    clashes = text.indistinct_prompts(action_prompts(every_action, config.text.prompt_template))
+    if clashes:
+        first, second, ids = clashes[0]
+        raise ConfigError(f"the text tower {config.text.model} reads the prompts {first!r} and {second!r} as the "
+                          f"same tokens {ids} (words missing from its vocabulary?), so PoseCLIP could never tell "
+                          "those actions apart")
     train_x = torch.from_numpy(np.stack([encoder.prepare(s) for s in data.train]))
     train_y = torch.tensor(data.train_labels)
     eval_x = torch.from_numpy(np.stack([encoder.prepare(s) for s in data.held_out])).to(device)
