@@ -25,7 +25,9 @@ class CueSpec:
     """The contract between a cue plugin, the processor and the fusion head.
 
     Exactly one of ``num_tokens`` (a fixed row count, e.g. 356 for video) and ``tokens_per_item`` (rows
-    come in groups whose number varies per sample, e.g. 8 per object) is set.
+    come in groups whose number varies per sample, e.g. 8 per object) is set. ``standardize``: the fusion
+    head standardises the features per dimension (statistics fitted on the training data) before the
+    projector (`llavidal_core.modeling.standardize`); off for LLAVIDAL's own cues.
     """
 
     name: str
@@ -37,6 +39,7 @@ class CueSpec:
     num_tokens: int | None = None
     tokens_per_item: int | None = None
     projector: str = "linear"
+    standardize: bool = False
     distribution: str | None = None
     version: str | None = None
     description: str = ""
@@ -59,6 +62,8 @@ class CueSpec:
             value = getattr(self, field)
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"CueSpec {self.name!r}: {field} must be a positive int, got {value!r}")
+        if not isinstance(self.standardize, bool):
+            raise ValueError(f"CueSpec {self.name!r}: standardize must be true or false, got {self.standardize!r}")
         if (self.start_token is None) != (self.end_token is None):
             raise ValueError(f"CueSpec {self.name!r}: give both start_token and end_token, or neither")
         tokens = [t for t in self.special_tokens() if t is not None]

@@ -243,6 +243,31 @@ class InstructionDataset(torch.utils.data.Dataset):
             features[cue] = tensor
         return {"conversation": item.conversation, "cue_features": features}
 
+    def feature_files(self, cue: str) -> list[InstructionSample]:
+        """One kept sample per distinct feature file of ``cue`` (samples about the same video share one)."""
+        seen, samples = set(), []
+        for item in self.items:
+            if item.cue_sources.get(cue) == "file":
+                where = self.sources[cue].describe(item.sample)
+                if where not in seen:
+                    seen.add(where)
+                    samples.append(item.sample)
+        return samples
+
+    def feature_statistics(self, cue: str, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Per-dimension mean and standard deviation of ``cue``'s rows over its distinct feature files
+        (each counted once, however many samples use it); returns ``(mean, std, rows)``."""
+        from tqdm.auto import tqdm
+
+        from llavidal_core.modeling.standardize import feature_statistics
+
+        files = self.feature_files(cue)
+        if not files:
+            raise LlavidalError(f"cue {cue!r}: no sample has a feature file to fit its statistics on")
+        tensors = (self._read(sample, cue) for sample in
+                   tqdm(files, desc=f"{cue} feature statistics", unit="file", disable=not progress))
+        return feature_statistics(tensors, self.specs[cue].feature_dim)
+
     def zero_features(self, cue: str) -> torch.Tensor:
         spec = self.specs[cue]
         return torch.zeros(spec.num_tokens or spec.tokens_per_item, spec.feature_dim)

@@ -20,6 +20,7 @@ from llavidal_core.cue_tokens import add_cue_tokens
 from llavidal_core.cues import CueSpec
 from llavidal_core.hub import push_to_hub, write_model_card
 from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
+from llavidal_core.modeling.standardize import StandardizedProjector
 from llavidal_core.plugins import build_projector
 
 TRAINABLE_PARTS = ("llm", "projectors", "embeddings")
@@ -46,9 +47,7 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
             language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.language_model = language_model
         hidden_size = config.text_config.hidden_size
-        self.projectors = nn.ModuleDict(
-            {spec.name: build_projector(spec.projector, spec.feature_dim, hidden_size) for spec in config.cue_specs}
-        )
+        self.projectors = nn.ModuleDict({spec.name: _build_cue_projector(spec, hidden_size) for spec in config.cue_specs})
         self._trainable_parts = frozenset({"llm", "projectors"})
         self._embedding_grad_hooks: list[Any] = []
         self.post_init()
@@ -322,6 +321,25 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
 
     def _spec(self, cue: str) -> CueSpec:
         return next(spec for spec in self.config.cue_specs if spec.name == cue)
+
+    # -- standardised cues ---------------------------------------------------------------------------------
+
+    def unfitted_standardized_cues(self) -> list[str]:
+        """Cues whose spec asks for standardised features and whose statistics are not fitted yet."""
+        return [name for name, projector in self.projectors.items()
+                if isinstance(projector, StandardizedProjector) and not projector.is_fitted]
+
+    def fit_feature_statistics(self, cue: str, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Set a standardised cue's per-dimension feature mean and standard deviation."""
+        projector = self.projectors[cue]
+        if not isinstance(projector, StandardizedProjector):
+            raise ValueError(f"cue {cue!r} is not standardised (its spec has standardize=False)")
+        projector.fit(mean.to(projector.feature_mean.device), std.to(projector.feature_std.device))
+
+
+def _build_cue_projector(spec: CueSpec, hidden_size: int) -> nn.Module:
+    projector = build_projector(spec.projector, spec.feature_dim, hidden_size)
+    return StandardizedProjector(projector, spec.feature_dim) if spec.standardize else projector
 
 
 @torch.no_grad()

@@ -34,6 +34,8 @@ def resolve_cue_spec(section: CueSection, index: int) -> CueSpec:
     overrides = dict(section.spec)
     if section.projector is not None:
         overrides["projector"] = section.projector
+    if section.standardize is not None:
+        overrides["standardize"] = section.standardize
     where = f"cues.{index} ({section.name})"
     try:
         if base is None:
@@ -261,14 +263,15 @@ def copy_language_model_weights(model: Any, stage_dir: Path) -> None:
 
 
 def _copy_projectors(model: Any, cues: Sequence[str], get_tensor, stage_dir: Path) -> None:
+    """Each cue's projector weights and buffers (a standardised cue's fitted statistics) from a stage."""
     for cue in cues:
-        for name, parameter in model.projectors[cue].named_parameters():
+        for name, tensor in model.projectors[cue].state_dict(keep_vars=True).items():
             key = f"projectors.{cue}.{name}"
             try:
                 saved = get_tensor(key)
             except Exception as exc:  # noqa: BLE001 - safetensors raises its own error type
                 raise LlavidalError(f"{stage_dir}: no {key} to start from ({exc})") from None
-            parameter.copy_(saved.to(device=parameter.device, dtype=parameter.dtype))
+            tensor.copy_(saved.to(device=tensor.device, dtype=tensor.dtype))
 
 
 def _full_checkpoint_reader(stage_dir: Path):

@@ -55,14 +55,16 @@ class ModelSection:
 class CueSection:
     """One cue: its spec (seed cue, installed plugin, or inline) and where its features are.
 
-    ``spec`` holds `CueSpec` fields that override (or, for a cue nobody registers, define) the spec.
-    ``features``: a feature store folder or a folder of legacy ``.pkl`` files. ``dropout``: the
-    probability of zeroing the cue's features for a sample (the original's ``*_mask_prob``).
+    ``spec`` holds `CueSpec` fields that override (or, for a cue nobody registers, define) the spec;
+    ``projector`` and ``standardize`` are shortcuts for two of them. ``features``: a feature store folder
+    or a folder of legacy ``.pkl`` files. ``dropout``: the probability of zeroing the cue's features for a
+    sample (the original's ``*_mask_prob``).
     """
 
     name: str
     features: str | None = None
     projector: str | None = None
+    standardize: bool | None = None
     dropout: float = 0.0
     spec: dict = field(default_factory=dict)
 

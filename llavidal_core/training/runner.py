@@ -80,6 +80,12 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
         model_setup.copy_stage_weights(model, stages[source].output_dir, stages[source].cues)
         _say(f"stage {plan.name}: started {stages[source].cues} from stage {source}")
 
+    # Standardised cues met for the first time: fit their feature statistics on this stage's data.
+    for cue in [c for c in model.unfitted_standardized_cues() if c in plan.cues]:
+        mean, std, rows = dataset.feature_statistics(cue, progress=main_process)
+        model.fit_feature_statistics(cue, mean, std)
+        _say(f"stage {plan.name}: {cue} features standardised with the statistics of {rows:,} rows")
+
     model_setup.apply_trainable(model, plan.train, plan.cues)
     counts = model_setup.count_parameters(model)
     for line in counts.lines():

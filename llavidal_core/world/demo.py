@@ -45,6 +45,7 @@ class DemoConfig:
     llm_layers: int = 2
     llm_vocab: int = 256
     projector: str = "linear"
+    standardize: bool = True
     epochs: float = 15.0
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -261,8 +262,8 @@ def train_cue_set(cues: tuple[str, ...], world: Path, features: Path, llm: Path,
     recipe = recipe_from_dict({
         "output_dir": str(output),
         "model": {"base": str(llm), "dtype": "float32"},
-        "cues": [{"name": cue, "features": str(features), "projector": config.projector, "spec": specs[cue]}
-                 for cue in CUE_ORDER if cue in cues],
+        "cues": [{"name": cue, "features": str(features), "projector": config.projector,
+                  "standardize": config.standardize, "spec": specs[cue]} for cue in CUE_ORDER if cue in cues],
         "data": {"train": str(world / "train.json"), "missing_cue": "drop", "model_max_length": 1024},
         "train": {"trainable": ["llm", "projectors", "embeddings"], "epochs": config.epochs,
                   "batch_size": config.batch_size,

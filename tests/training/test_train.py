@@ -149,3 +149,34 @@ def test_a_stage_that_fine_tuned_the_lm_hands_it_on(in_tiny_root, tmp_path, caps
     assert not torch.equal(first.get_parameter(layer), base.model.layers[0].mlp.up_proj.weight)
     for name, weight in first.named_parameters():
         assert torch.equal(last.get_parameter(name), weight), name  # learning rate 0: what it started from
+
+
+def test_a_standardised_cue_is_fitted_on_its_first_stage_and_handed_on(in_tiny_root, tmp_path, capsys):
+    import yaml
+
+    from llavidal_core.features import FeatureStore
+    from llavidal_core.modeling.standardize import feature_statistics
+
+    recipe = yaml.safe_load((RECIPES / "tiny-llavidal-mmpro.yaml").read_text())
+    recipe["train"].update(max_steps=1)
+    recipe["cues"][2]["standardize"] = True  # pose; the tiny world has one pose file per video
+    recipe["stages"] = [{"name": "pose", "cues": ["pose"]},
+                        {"name": "all", "cues": ["video", "object", "pose"], "init_from": ["pose"],
+                         "train": {"save": "full"}}]
+    path = tmp_path / "standardize.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["train", str(path), "output_dir=tiny/standardize"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("features standardised") == 1
+    assert "stage pose: pose features standardised with the statistics of 96 rows" in err  # 32 videos x 3 rows
+
+    import llavidal_core.modeling  # noqa: F401
+    from transformers import AutoModelForCausalLM
+
+    store = FeatureStore(in_tiny_root / "tiny" / "features")
+    ids = sorted({r["id"] for r in json.loads((in_tiny_root / "tiny" / "train.json").read_text())})
+    mean, std, _ = feature_statistics([store.read(i, "pose") for i in ids], 7)
+    final = AutoModelForCausalLM.from_pretrained(in_tiny_root / "tiny" / "standardize" / "all")
+    assert final.config.cue_specs[2].standardize and final.unfitted_standardized_cues() == []
+    torch.testing.assert_close(final.projectors["pose"].feature_mean, mean)
+    torch.testing.assert_close(final.projectors["pose"].feature_std, std)
