@@ -37,7 +37,7 @@ class DemoConfig:
 
     world: WorldConfig = field(default_factory=lambda: WorldConfig(videos_per_performer=20))
     video_frames: int = 16
-    video_pool_stride: int = 2
+    video_pool_stride: int = 4
     clip_image_size: int = 56
     pose_steps: int = 200
     pose_tokens: int = 32
@@ -45,7 +45,7 @@ class DemoConfig:
     llm_layers: int = 2
     llm_vocab: int = 256
     projector: str = "linear"
-    standardize: bool = True
+    standardized_cues: tuple[str, ...] = ("pose", "object")
     epochs: float = 15.0
     batch_size: int = 8
     learning_rate: float = 3e-3
@@ -263,7 +263,7 @@ def train_cue_set(cues: tuple[str, ...], world: Path, features: Path, llm: Path,
         "output_dir": str(output),
         "model": {"base": str(llm), "dtype": "float32"},
         "cues": [{"name": cue, "features": str(features), "projector": config.projector,
-                  "standardize": config.standardize, "spec": specs[cue]} for cue in CUE_ORDER if cue in cues],
+                  "standardize": cue in config.standardized_cues, "spec": specs[cue]} for cue in CUE_ORDER if cue in cues],
         "data": {"train": str(world / "train.json"), "missing_cue": "drop", "model_max_length": 1024},
         "train": {"trainable": ["llm", "projectors", "embeddings"], "epochs": config.epochs,
                   "batch_size": config.batch_size,
