@@ -33,7 +33,7 @@ CATEGORIES = ("pose-twin", "object-twin", "other")
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's knobs. The defaults run in about 7 minutes on a 2-core CPU (see the README's table)."""
+    """The demo's knobs. The defaults run in about 6 minutes on a 2-core CPU (see the README's table)."""
 
     world: WorldConfig = field(default_factory=lambda: WorldConfig(videos_per_performer=20))
     video_frames: int = 16
