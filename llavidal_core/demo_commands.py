@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="where the world, models, features, runs and results.json go (default: %(default)s); "
                              "a second run reuses what is there")
     parser.add_argument("--videos-per-performer", type=int, help="the world's size knob (default: 20)")
-    parser.add_argument("--epochs", type=float, help="training epochs per cue set (default: 15)")
+    parser.add_argument("--epochs", type=float, help="training epochs per cue set (default: 12)")
     parser.add_argument("--seed", type=int, help="seed of the models and their training; the world stays the same "
                                                  "(default: 0). Runs with other seeds show how much the numbers move")
 

@@ -35,7 +35,8 @@ CATEGORIES = ("pose-twin", "object-twin", "other")
 class DemoConfig:
     """The demo's knobs. The defaults run in about 6 minutes on a 2-core CPU (see the README's table)."""
 
-    world: WorldConfig = field(default_factory=lambda: WorldConfig(videos_per_performer=20))
+    world: WorldConfig = field(default_factory=lambda: WorldConfig(num_performers=16, held_out_performers=4,
+                                                                   videos_per_performer=20))
     video_frames: int = 16
     video_pool_stride: int = 4
     clip_image_size: int = 56
@@ -46,7 +47,7 @@ class DemoConfig:
     llm_vocab: int = 256
     projector: str = "linear"
     standardized_cues: tuple[str, ...] = ("pose", "object")
-    epochs: float = 15.0
+    epochs: float = 12.0
     batch_size: int = 8
     learning_rate: float = 3e-3
     seed: int = 0
