@@ -11,6 +11,7 @@ from llavidal_core.data.dataset import (SKIP_ALL_CUES_MISSING, SKIP_NO_USED_CUE,
                                         InstructionDataset, LegacyFeatureSource, StoreFeatureSource,
                                         open_feature_source)
 from llavidal_core.data.instructions import InstructionFormatError, read_instruction_file
+from llavidal_core.errors import LlavidalError
 from llavidal_core.features import FeatureStore
 from llavidal_core.legacy_features import write_legacy_features
 from llavidal_core.processing import LlavidalProcessor
@@ -185,3 +186,15 @@ def test_raw_videoinstruct_files_are_converted_on_reading(tmp_path, processor, s
     broken.write_text(json.dumps([{"id": "a"}]))
     with pytest.raises(InstructionFormatError, match="record 0: missing field"):
         read_training_samples(broken)
+
+
+def test_feature_statistics_count_each_file_once_and_need_one(tmp_path, processor, store):
+    store.write("b", "video", torch.full((5, 12), 3.0))
+    samples = write_samples(tmp_path / "train.jsonl", [record("a", f"Q1\n{ALL}"), record("a", f"Q2\n{ALL}"),
+                                                       record("b", f"Q3\n{ALL}")])
+    data = dataset(samples, processor, store, missing_cue="zeros")
+    mean, std, rows = data.feature_statistics("video")
+    assert rows == 10  # a and b once each, though a is used twice
+    assert torch.allclose(mean, torch.full((12,), 2.0)) and torch.allclose(std, torch.ones(12))
+    with pytest.raises(LlavidalError, match="cue 'pose': no sample has a feature file"):
+        dataset(samples[2:], processor, store, missing_cue="zeros").feature_statistics("pose")  # b: zeros only

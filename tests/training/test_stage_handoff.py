@@ -92,3 +92,14 @@ def test_which_stages_hand_on_their_lm(trainable, lora, save, hands_on):
 
     train = TrainSection(trainable=trainable, lora=LoraSection(**lora) if lora else None, save=save)
     assert stage_trained_language_model(train) is hands_on
+
+
+def test_the_lm_of_another_architecture_is_refused_naming_the_missing_weight(tmp_path):
+    from llavidal_core.errors import LlavidalError
+    from llavidal_core.training.model_setup import copy_language_model_weights
+
+    shallow, processor = build_tiny_llavidal(num_hidden_layers=1)
+    shallow.save_pretrained(tmp_path / "stage", processor=processor)
+    deep, _ = build_tiny_llavidal()
+    with pytest.raises(LlavidalError, match=r"stage: no language_model\.model\.layers\.1\..* to start the LM from"):
+        copy_language_model_weights(deep, tmp_path / "stage")
