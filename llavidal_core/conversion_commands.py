@@ -17,12 +17,15 @@ def add_legacy_arguments(parser) -> None:
     parser.add_argument("--projection", required=True, type=Path,
                         help="the seed's llavidal_weights.bin or mm_projector.bin (projectors + embed_tokens)")
     parser.add_argument("--out", required=True, type=Path, help="folder to write the converted model to")
+    parser.add_argument("--tokenization", choices=("sentencepiece_legacy", "native"), default="sentencepiece_legacy",
+                        help="sentencepiece_legacy (default): the token ids the original trained and evaluated "
+                             "with (transformers 4.x's slow LLaMA tokenizer); native: the tokenizer as it is now")
 
 
 def run_legacy(args) -> int:
     from llavidal_core.conversion.legacy import convert_legacy
 
-    print(convert_legacy(args.base, args.projection, args.out).summary())
+    print(convert_legacy(args.base, args.projection, args.out, tokenization=args.tokenization).summary())
     return 0
 
 

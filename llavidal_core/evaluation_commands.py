@@ -1,4 +1,8 @@
-"""Built-in ``llavidal eval mcq``: check an ADLMCQ file, or score a model on it deterministically."""
+"""Built-in ``llavidal eval mcq``: check an ADLMCQ file (and its videos), print its prompts, or score a model on it.
+
+Each question's video and prompt are the ones the original's script for its file uses (`MCQuestion.video_path`,
+`MCQuestion.prompt`); with ``--videos DIR`` a question's video is ``DIR/<video_path>``, as the original opens it.
+"""
 
 from __future__ import annotations
 
@@ -16,12 +20,16 @@ DTYPES = ("float32", "bfloat16", "float16")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", nargs="?", help="llavidal model folder or Hub id (not needed with --check)")
     parser.add_argument("--check", type=Path, metavar="FILE",
-                        help="only validate a questions file and print a JSON summary (no model)")
+                        help="only validate a questions file and print a JSON summary (no model); with --videos, "
+                             "also how many of its videos exist there")
+    parser.add_argument("--prompts", action="store_true",
+                        help="with --check: print each question as a JSON line (video path, video id, the prompt "
+                             "the original asks, the full chat prompt, the answer) instead of the summary")
     parser.add_argument("--questions", type=Path, nargs="+", metavar="FILE", help="ADLMCQ files, any schema")
     parser.add_argument("--features", type=Path, metavar="DIR", help="feature store with the questions' videos")
     parser.add_argument("--videos", type=Path, metavar="DIR",
-                        help="or: the videos themselves (searched recursively by id); their video features are "
-                             "computed with the model's own encoder")
+                        help="or: the videos folder the original's --video_dir names (each question's video is "
+                             "DIR/<its video path>); video features are computed with the model's own encoder")
     parser.add_argument("--mode", choices=("loglik", "generate"), default="loglik",
                         help="loglik: best option by log-likelihood (default); generate: greedy answer + rules")
     parser.add_argument("--normalize", choices=("mean", "sum"), default="mean",
@@ -33,17 +41,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictions", type=Path, metavar="FILE", help="write one JSON line per question here")
 
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
+FIRST_MISSING = 20
 
 
-def videos_by_id(folder: Path) -> dict[str, Path]:
-    """The videos under ``folder`` by id (file name up to the first dot); two with one id are an error."""
-    from llavidal_core.extraction import collect_inputs, index_by_video_id
+def question_videos(files, folder: Path) -> dict[str, Path]:
+    """``{video_id: folder/video_path}`` for the questions of ``files`` whose video exists there.
 
-    return index_by_video_id(collect_inputs([folder], lambda path: path.suffix.lower() in VIDEO_SUFFIXES))
+    Two questions whose video paths differ but give one id are an error naming both.
+    """
+    from llavidal_core.errors import LlavidalError
+
+    found: dict[str, Path] = {}
+    for loaded in files:
+        for question in loaded.questions:
+            path = folder / question.video_path
+            known = found.get(question.video_id)
+            if known is not None and known != path:
+                raise LlavidalError(f"{loaded.path}: questions name {known} and {path}, which share the video id "
+                                    f"{question.video_id!r}")
+            if known is None and path.is_file():
+                found[question.video_id] = path
+    return found
 
 
-def run_check(path: Path) -> int:
+def check_summary(loaded, videos: Path | None) -> dict:
+    """``loaded.summary()``, and with ``videos`` how many distinct question videos exist there, the first missing."""
+    summary = loaded.summary()
+    if videos is None:
+        return summary
+    paths = list(dict.fromkeys(question.video_path for question in loaded.questions))
+    missing = [path for path in paths if not (videos / path).is_file()]
+    return summary | {"videos_folder": str(videos), "num_videos": len(paths), "videos_found": len(paths) - len(missing),
+                      "videos_missing": len(missing), "first_missing": missing[:FIRST_MISSING]}
+
+
+def prompt_records(loaded) -> list[dict]:
+    """One record per question: where its video is, its id, the prompt as the original asks it, the chat prompt."""
+    from llavidal_core.templates import LLAVIDAL_V1
+
+    return [{"question_id": q.question_id, "task": q.task, "video_path": q.video_path, "video_id": q.video_id,
+             "prompt": q.prompt,
+             "chat_prompt": LLAVIDAL_V1.render([{"from": "human", "value": f"{q.prompt}\n<video>"}],
+                                               add_generation_prompt=True),
+             "choices": q.choices, "answer": q.answer} for q in loaded.questions]
+
+
+def run_check(path: Path, videos: Path | None, prompts: bool) -> int:
     from llavidal_core.evaluation.mcq_files import MCQFormatError, load_mcq_file
 
     try:
@@ -51,13 +94,21 @@ def run_check(path: Path) -> int:
     except MCQFormatError as exc:
         print(f"llavidal: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(loaded.summary(), indent=2))
+    if videos is not None and not videos.is_dir():
+        print(f"llavidal: error: {videos}: no such videos folder", file=sys.stderr)
+        return 2
+    if prompts:
+        sys.stdout.write("".join(json.dumps(record) + "\n" for record in prompt_records(loaded)))
+    else:
+        print(json.dumps(check_summary(loaded, videos), indent=2))
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     if args.check is not None:
-        return run_check(args.check)
+        return run_check(args.check, args.videos, args.prompts)
+    if args.prompts:
+        args.usage_parser.error("--prompts goes with --check FILE")
     if not args.model or not args.questions or (args.features is None) == (args.videos is None):
         args.usage_parser.error("give MODEL, --questions and one of --features / --videos (or --check FILE)")
     from llavidal_core.atomic_files import atomic_write_bytes
@@ -76,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     if args.features is not None:
         features_for = features_from_store(FeatureStore(args.features, create=False), pipeline.cue_names)
     else:
-        features_for = features_from_videos(pipeline, videos_by_id(args.videos))
+        features_for = features_from_videos(pipeline, question_videos(files, args.videos))
     evaluation = evaluate_mcq(model, processor, files, features_for, mode=args.mode, normalize=args.normalize,
                               limit=args.limit)
     report = evaluation.report() | {"model": str(args.model), "mode": args.mode, "normalize": args.normalize,

@@ -3,8 +3,12 @@
 - Inputs are files (taken as given), folders (searched recursively for the files a cue accepts) and text
   files listing paths (``.txt``/``.lst``/``.list``: one path per line, ``#`` comments, relative paths taken
   from the list's folder); the result is sorted and without repeats.
-- Each input's id is its file name up to the first dot (the original's rule); two inputs with one id are a
-  usage error naming both.
+- Each input keeps the root its id is taken from (`llavidal_core.video_ids`): the folder given, the list's
+  folder for the relative paths it lists, the file's own folder for a file given directly or an absolute
+  path in a list. The id is the path under that root without the last suffix, so
+  ``TSU/P03/P03T01C05/clips/clip_1.mp4`` found in ``TSU/`` is ``P03/P03T01C05/clips/clip_1``; two inputs
+  with one id are a usage error naming both. ``--format videochatgpt`` (the original's ``<id>.pkl``) names
+  outputs the original's way instead, the file name up to its first dot.
 - ``RANK``/``WORLD_SIZE`` (as torchrun sets them) give each process every ``WORLD_SIZE``-th input.
 - An input that cannot be read is one JSON line in ``OUT/errors.jsonl``; the others are written.
 - Exit codes: 0 all written (or already there), 3 some failed, 2 usage error.
@@ -19,9 +23,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.video_ids import legacy_video_id, video_id_for
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -43,45 +49,101 @@ def run_reporting_usage_errors(run: Callable[..., int], *args) -> int:
         return EXIT_USAGE
 
 
-def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path], bool]) -> list[Path]:
-    """Files as given, folders searched recursively for files ``accepts`` takes, path lists read."""
-    found: set[Path] = set()
+@dataclass(frozen=True)
+class InputFile:
+    """One input file (absolute) and the folder its video id is taken relative to."""
+
+    path: Path
+    root: Path
+
+    @property
+    def video_id(self) -> str:
+        """`video_id_for` of the file under its root (a ValueError for a path that gives no valid id)."""
+        return video_id_for(self.path, self.root)
+
+
+def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path], bool]) -> list[InputFile]:
+    """Files as given, folders searched recursively for files ``accepts`` takes, path lists read; each with
+    its root (module docstring), sorted by path. A file reached twice counts once; reached under two roots
+    that give it two ids, it is an `ExtractionUsageError`."""
+    found: dict[Path, InputFile] = {}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            found.update(p.resolve() for p in path.rglob("*")
-                         if p.is_file() and not p.name.startswith(".") and accepts(p))
+            root = path.resolve()
+            for candidate in path.rglob("*"):
+                relative = candidate.relative_to(path)
+                if (not any(part.startswith(".") for part in relative.parts) and candidate.is_file()
+                        and accepts(candidate)):
+                    _add_input(found, InputFile(root / relative, root))
         elif path.is_file() and path.suffix.lower() in PATH_LIST_SUFFIXES:
             for number, line in enumerate(path.read_text().splitlines(), 1):
                 line = line.strip()
                 if not line or line.startswith("#"):
                     continue
-                listed = Path(line) if Path(line).is_absolute() else path.parent / line
-                if not listed.is_file():
+                listed = Path(line)
+                if not listed.is_absolute() and ".." in listed.parts:
+                    raise ExtractionUsageError(
+                        f"{path}:{number}: {line!r} goes up out of the list's folder; a relative path in a list "
+                        "is taken from the list's folder, which is also the root of its video id (put the list "
+                        "above the files it names, or write absolute paths)")
+                if not (listed if listed.is_absolute() else path.parent / listed).is_file():
                     raise ExtractionUsageError(f"{path}:{number}: no such file {line!r}")
-                found.add(listed.resolve())
+                if listed.is_absolute():
+                    _add_input(found, _given_directly(listed))
+                else:
+                    root = path.parent.resolve()
+                    _add_input(found, InputFile(root / listed, root))
         elif path.is_file():
-            found.add(path.resolve())
+            _add_input(found, _given_directly(path))
         else:
             raise ExtractionUsageError(f"{item}: no such file or folder")
-    return sorted(found, key=str)
+    return sorted(found.values(), key=lambda found_input: str(found_input.path))
 
 
-def index_by_video_id(paths: Iterable[Path]) -> dict[str, Path]:
-    """``{video_id: path}``; two files with one id are an `ExtractionUsageError` naming both."""
-    from llavidal_core.features import video_id_from_path
+def _given_directly(path: Path) -> InputFile:
+    """A file named by itself: its own folder is its root, so its id is its name without the suffix."""
+    root = path.parent.resolve()
+    return InputFile(root / path.name, root)
 
+
+def _add_input(found: dict[Path, InputFile], candidate: InputFile) -> None:
+    key = candidate.path.resolve()
+    earlier = found.setdefault(key, candidate)
+    if earlier.root != candidate.root and _id_or_none(earlier) != _id_or_none(candidate):
+        raise ExtractionUsageError(
+            f"{candidate.path} is given twice with two video ids, {_id_or_none(earlier)!r} (under {earlier.root}) "
+            f"and {_id_or_none(candidate)!r} (under {candidate.root}); give it once")
+
+
+def _id_or_none(found_input: InputFile) -> str | None:
+    try:
+        return found_input.video_id
+    except ValueError:
+        return None
+
+
+def index_by_video_id(inputs: Iterable[InputFile | str | os.PathLike], *, legacy: bool = False) -> dict[str, Path]:
+    """``{video_id: path}`` of `collect_inputs`'s result (a bare path counts as a file given directly).
+
+    With ``legacy``, ids are the original's .pkl naming (`legacy_video_id`: the file name up to its first
+    dot). A path that gives no valid id, and two inputs with one id, are an `ExtractionUsageError` naming them.
+    """
     by_id: dict[str, Path] = {}
-    for path in paths:
+    for found_input in inputs:
+        if not isinstance(found_input, InputFile):
+            found_input = _given_directly(Path(found_input))
         try:
-            video_id = video_id_from_path(path)
+            video_id = legacy_video_id(found_input.path.name) if legacy else found_input.video_id
         except ValueError as exc:
             raise ExtractionUsageError(str(exc)) from exc
         if video_id in by_id:
+            naming = ("the original's .pkl naming: the file name up to its first dot" if legacy
+                      else "its path under the input folder or list, without the file suffix")
             raise ExtractionUsageError(
-                f"two inputs have the video id {video_id!r} (the file name up to its first dot): "
-                f"{by_id[video_id]} and {path}; rename one or extract them in separate runs")
-        by_id[video_id] = path
+                f"two inputs have the video id {video_id!r} ({naming}): {by_id[video_id]} and "
+                f"{found_input.path}; rename one or extract them in separate runs")
+        by_id[video_id] = found_input.path
     return by_id
 
 

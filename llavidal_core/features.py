@@ -1,11 +1,13 @@
 """The feature store: one safetensors file per video holding every cue's tensor, written atomically.
 
-A store is a folder of ``<video_id>.safetensors`` files. Each file holds one tensor per cue, keyed by the
+A store is a folder of ``<video_id>.safetensors`` files; a video id may hold ``/`` (`llavidal_core.video_ids`),
+so TSU's ``P03/P03T01C05/clips/clip_1`` lives at ``P03/P03T01C05/clips/clip_1.safetensors`` under the store's
+root and stores written with plain-name ids stay flat. Each file holds one tensor per cue, keyed by the
 cue's name (``video``, ``pose``, ``object``, ...), and string metadata in the safetensors header: per cue
 ``"<cue>.<key>"`` (the caller's keys plus ``dtype``, ``shape`` and ``llavidal_version``), and per file
 ``format`` and ``format_version``. Reads are memory-mapped. A write replaces the file through a temp file
-and ``os.replace``, so a killed writer leaves either the old file or the new one, never half of one.
-Writing a cue into a file rewrites the whole file, so give each video one writer at a time (sharded
+in its folder and ``os.replace``, so a killed writer leaves either the old file or the new one, never half
+of one. Writing a cue into a file rewrites the whole file, so give each video one writer at a time (sharded
 extraction does: every video belongs to one rank).
 """
 
@@ -25,18 +27,25 @@ from llavidal_core import __version__
 from llavidal_core.atomic_files import TEMP_SUFFIX, atomic_write_bytes
 from llavidal_core.cues import CUE_NAME_PATTERN
 from llavidal_core.errors import FeatureStoreError
+from llavidal_core.video_ids import check_video_id
 
 FILE_SUFFIX = ".safetensors"
 FORMAT_NAME = "llavidal-features"
 FORMAT_VERSION = "1"
 
 
-def video_id_from_path(path: str | os.PathLike) -> str:
-    """The id of a video file, as the original code cuts it: its name up to the first dot."""
-    video_id = Path(path).name.split(".")[0]
-    if not video_id:
-        raise ValueError(f"{path}: cannot take a video id from this file name (nothing before its first dot)")
-    return video_id
+def iter_feature_files(root: str | os.PathLike) -> Iterator[tuple[str, Path]]:
+    """``(video_id, path)`` of every feature file under ``root``, sub-folders included, in no set order.
+
+    Hidden files and folders (temp files of unfinished writes among them) and names that are no valid
+    video id are left out.
+    """
+    root = Path(root)
+    for path in root.rglob(f"*{FILE_SUFFIX}"):
+        relative = path.relative_to(root).as_posix()
+        video_id = relative[: -len(FILE_SUFFIX)]
+        if _is_valid_video_id(video_id) and path.is_file():
+            yield video_id, path
 
 
 class FeatureStore:
@@ -56,20 +65,12 @@ class FeatureStore:
 
     def path_for(self, video_id: str) -> Path:
         """The file that holds ``video_id``'s features (whether or not it exists yet)."""
-        if not _is_valid_video_id(video_id):
-            raise ValueError(
-                f"invalid video id {video_id!r}: it must be a non-empty string without '/' or '\\' "
-                "that does not start with '.'"
-            )
+        check_video_id(video_id)
         return self.root / f"{video_id}{FILE_SUFFIX}"
 
     def video_ids(self) -> list[str]:
-        """Every video with a feature file, sorted; temp files of unfinished writes are not listed."""
-        return sorted(
-            path.name[: -len(FILE_SUFFIX)]
-            for path in self.root.glob(f"*{FILE_SUFFIX}")
-            if not path.name.startswith(".") and path.is_file()
-        )
+        """Every video with a feature file, sub-folders included, sorted (see `iter_feature_files`)."""
+        return sorted(video_id for video_id, _ in iter_feature_files(self.root))
 
     def __contains__(self, video_id: object) -> bool:
         return isinstance(video_id, str) and _is_valid_video_id(video_id) and self.path_for(video_id).is_file()
@@ -82,7 +83,7 @@ class FeatureStore:
 
     def remove_stale_temp_files(self) -> int:
         """Delete temp files left by writers that died; returns how many. Run it while nothing writes."""
-        stale = [path for path in self.root.glob(f".*{TEMP_SUFFIX}") if path.is_file()]
+        stale = [path for path in self.root.rglob(f".*{TEMP_SUFFIX}") if path.is_file()]
         for path in stale:
             path.unlink(missing_ok=True)
         return len(stale)
@@ -174,12 +175,17 @@ class FeatureStore:
         cue_metadata.update(dtype=str(tensor.dtype).removeprefix("torch."), shape=json.dumps(list(tensor.shape)),
                             llavidal_version=__version__)
         header.update({f"{cue}.{key}": value for key, value in cue_metadata.items()})
+        path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(path, serialize_tensors(tensors, metadata=header))
         return path
 
 
 def _is_valid_video_id(video_id: str) -> bool:
-    return bool(video_id) and "/" not in video_id and "\\" not in video_id and not video_id.startswith(".")
+    try:
+        check_video_id(video_id)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_format(path: Path, metadata: Mapping[str, str]) -> None:

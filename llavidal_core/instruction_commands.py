@@ -11,14 +11,16 @@ from llavidal_core.hookspecs import hookimpl
 
 
 def video_ids_with_features(folder: Path) -> set[str]:
-    """Ids that have video features in ``folder``: a feature store (``<id>.safetensors``) or ``<id>.pkl`` files."""
+    """Ids that have video features in ``folder``: a feature store (``<id>.safetensors``, sub-folders included)
+    or the original's ``<id>.pkl`` files (`legacy_files`)."""
+    from llavidal_core.features import FeatureStore, iter_feature_files
+    from llavidal_core.legacy_features import legacy_files, video_id_from_legacy_name
+
     if not folder.is_dir():
         raise LlavidalError(f"{folder}: no such features folder")
-    ids = {path.name.split(".")[0] for path in folder.glob("*.pkl")}
-    stores = [path for path in folder.glob("*.safetensors") if not path.name.startswith(".")]
-    if stores:
-        from llavidal_core.features import FeatureStore
-
+    ids = {video_id_from_legacy_name(path.relative_to(folder).as_posix(), "video")
+           for path in legacy_files(folder, "video")}
+    if next(iter_feature_files(folder), None) is not None:
         store = FeatureStore(folder, create=False)
         ids |= {video_id for video_id in store.video_ids() if store.has(video_id, "video")}
     return ids

@@ -4,6 +4,12 @@ and whole-folder import into and export from a `FeatureStore`.
 LLAVIDAL / Video-ChatGPT store one numpy array per pickle: ``<id>.pkl`` (video, float16 (356, 1024)),
 ``<id>_pose.pkl`` (256, 216) and ``<id>_object.pkl`` (n, 8, 512). A pickle can run any code on load, so
 the reader resolves only the few numpy globals an array needs and refuses every other one before it runs.
+
+File names and ids: the original's folders are flat and its ids have no dot (it cut video names at the
+first dot, `llavidal_core.video_ids.legacy_video_id`), so a file's id is its name without ``.pkl`` and the
+cue's suffix. A store id with ``/`` (``P03/P03T01C05/clips/clip_1``) is exported into the same sub-folders
+(``OUT/P03/P03T01C05/clips/clip_1.pkl``), which the original's loaders reach through the instruction file's
+``video`` field; import reads sub-folders the same way back, so export then import keeps every id.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from tqdm import tqdm
 
 from llavidal_core.errors import FeatureStoreError, LlavidalError, UnsafePickleError
 from llavidal_core.features import FeatureStore, atomic_write_bytes
+from llavidal_core.video_ids import check_video_id
 
 LEGACY_SUFFIXES = {"video": "", "pose": "_pose", "object": "_object"}
 LEGACY_EXTENSION = ".pkl"
@@ -118,31 +125,41 @@ def _legacy_suffix(cue: str) -> str:
 
 
 def legacy_file_name(video_id: str, cue: str) -> str:
-    """``nasa_13013`` -> ``nasa_13013.pkl`` (video), ``nasa_13013_pose.pkl``, ``nasa_13013_object.pkl``."""
-    return f"{video_id}{_legacy_suffix(cue)}{LEGACY_EXTENSION}"
+    """``nasa_13013`` -> ``nasa_13013.pkl`` (video), ``nasa_13013_pose.pkl``, ``nasa_13013_object.pkl``;
+    ``P03/x/clip_1`` -> ``P03/x/clip_1.pkl`` (a path under the export folder)."""
+    return f"{check_video_id(video_id)}{_legacy_suffix(cue)}{LEGACY_EXTENSION}"
 
 
 def video_id_from_legacy_name(file_name: str, cue: str) -> str:
-    """The video id in a legacy file name: strip ``.pkl``, then the cue's suffix."""
+    """The video id in a legacy file name (or POSIX path under the folder): strip ``.pkl``, then the cue's suffix.
+
+    For every file the original wrote this is `legacy_video_id` of its name (its ids have no dot); a dotted
+    name is kept whole, so ids exported by `export_legacy_folder` read back as they were.
+    """
     stem_and_suffix = file_name.removesuffix(LEGACY_EXTENSION)
     suffix = _legacy_suffix(cue)
     if stem_and_suffix == file_name or not stem_and_suffix.endswith(suffix):
         raise ValueError(f"{file_name!r} is not a legacy {cue} feature file name (<id>{suffix}{LEGACY_EXTENSION})")
     video_id = stem_and_suffix[: len(stem_and_suffix) - len(suffix)]
-    if not video_id:
+    if not video_id or video_id.endswith("/"):
         raise ValueError(f"{file_name!r} names no video id before {suffix}{LEGACY_EXTENSION}")
-    return video_id
+    try:
+        return check_video_id(video_id)
+    except ValueError as exc:
+        raise ValueError(f"{file_name!r}: {exc}") from None
 
 
 def legacy_files(source_dir: Path, cue: str) -> list[Path]:
-    """The cue's ``.pkl`` files in ``source_dir``, sorted. Video files have no suffix, so for the video cue
-    files ending in another cue's suffix (``_pose.pkl``, ``_object.pkl``) are left out."""
+    """The cue's ``.pkl`` files under ``source_dir`` (sub-folders included, hidden ones not), sorted. Video
+    files have no suffix, so for the video cue files ending in another cue's suffix (``_pose.pkl``,
+    ``_object.pkl``) are left out."""
     suffix = _legacy_suffix(cue)
     other_endings = tuple(f"{other}{LEGACY_EXTENSION}" for other in LEGACY_SUFFIXES.values()
                           if len(other) > len(suffix) and other.endswith(suffix))
     return sorted(
-        path for path in source_dir.glob(f"*{suffix}{LEGACY_EXTENSION}")
-        if not path.name.startswith(".") and not path.name.endswith(other_endings) and path.is_file()
+        path for path in source_dir.rglob(f"*{suffix}{LEGACY_EXTENSION}")
+        if not any(part.startswith(".") for part in path.relative_to(source_dir).parts)
+        and not path.name.endswith(other_endings) and path.is_file()
     )
 
 
@@ -168,7 +185,8 @@ _PER_FILE_ERRORS = (LlavidalError, OSError, ValueError)
 
 def import_legacy_folder(source_dir: str | os.PathLike, store: FeatureStore, cue: str, *,
                          overwrite: bool = False) -> ImportReport:
-    """Copy every legacy ``.pkl`` of ``cue`` in ``source_dir`` into ``store``, one file at a time.
+    """Copy every legacy ``.pkl`` of ``cue`` under ``source_dir`` into ``store``, one file at a time (a file in a
+    sub-folder keeps it in its id: ``P03/x/clip_1.pkl`` -> ``P03/x/clip_1``).
 
     Videos the store already holds the cue for are skipped unless ``overwrite``, so an interrupted import
     resumes where it stopped. A file that cannot be read is recorded in the report and the rest go on.
@@ -180,7 +198,8 @@ def import_legacy_folder(source_dir: str | os.PathLike, store: FeatureStore, cue
     report = ImportReport()
     for path in tqdm(legacy_files(source_dir, cue), desc=f"import {cue} .pkl", unit="file", disable=None):
         try:
-            video_id = video_id_from_legacy_name(path.name, cue)
+            name = path.relative_to(source_dir).as_posix()
+            video_id = video_id_from_legacy_name(name, cue)
             if not overwrite and store.has(video_id, cue):
                 report.skipped.append(video_id)
                 continue
@@ -193,7 +212,7 @@ def import_legacy_folder(source_dir: str | os.PathLike, store: FeatureStore, cue
             except TypeError as exc:
                 raise FeatureStoreError(f"{path}: holds dtype {array.dtype}, which torch cannot store") from exc
             store.write(video_id, cue, features,
-                        {"layout": LAYOUT_BY_NDIM[array.ndim], "imported_from": path.name})
+                        {"layout": LAYOUT_BY_NDIM[array.ndim], "imported_from": name})
             report.written.append(video_id)
         except _PER_FILE_ERRORS as exc:
             report.failed.append((str(path), str(exc)))
@@ -202,7 +221,8 @@ def import_legacy_folder(source_dir: str | os.PathLike, store: FeatureStore, cue
 
 def export_legacy_folder(store: FeatureStore, cue: str, target_dir: str | os.PathLike, *,
                          overwrite: bool = False) -> ExportReport:
-    """Write every stored ``cue`` tensor as the original code's ``.pkl`` into ``target_dir``.
+    """Write every stored ``cue`` tensor as the original code's ``.pkl`` into ``target_dir`` (an id with ``/``
+    into the same sub-folders, see the module docstring).
 
     Existing ``.pkl`` files are skipped unless ``overwrite``; a video that fails is recorded and the rest
     go on. Each array is written exactly as stored (an imported one comes back as it was imported).
@@ -219,6 +239,7 @@ def export_legacy_folder(store: FeatureStore, cue: str, target_dir: str | os.Pat
             if not overwrite and target.exists():
                 report.skipped.append(video_id)
                 continue
+            target.parent.mkdir(parents=True, exist_ok=True)
             write_legacy_features(target, store.read(video_id, cue))
             report.written.append(video_id)
         except _PER_FILE_ERRORS as exc:

@@ -2,7 +2,10 @@
 
 A conversation is rendered with a chat template (`llavidal_core.templates`) into prompt and answer
 segments; each segment is tokenized on its own and its ids are concatenated with their labels (-100 for
-everything but the answers and their ``</s>``), so labels never depend on re-splitting strings. A cue
+everything but the answers and their ``</s>``), so labels never depend on re-splitting strings. With
+``tokenization="sentencepiece_legacy"`` (models from the original LLAVIDAL) the text between two cue runs is
+tokenized in one piece as the original's tokenizer did, and the answer tokens are those whose words start
+inside an answer segment. A cue
 placeholder (``<video>``) in the text is expanded straight into ids: start + N x patch + end, N being the
 cue's row count (for objects, 8 per object, counted from the sample's features). A placeholder whose cue has
 no features in the sample is dropped, as the seed does. Batches are padded on the right for training and on
@@ -23,10 +26,13 @@ import torch
 from llavidal_core.cue_tokens import add_cue_tokens
 from llavidal_core.cues import CueSpec
 from llavidal_core.errors import LlavidalError
+from llavidal_core.legacy_tokenization import SentencePieceLegacyEncoder
 from llavidal_core.templates import ChatTurn, get_template
 
 IGNORE_INDEX = -100
 PROCESSOR_CONFIG_NAME = "processor_config.json"
+LEGACY_TOKENIZATION = "sentencepiece_legacy"
+TOKENIZATIONS = ("native", LEGACY_TOKENIZATION)
 
 
 class SequenceTooLongError(LlavidalError):
@@ -55,11 +61,19 @@ class LlavidalProcessor:
         use_start_end: wrap each patch run in the cue's start/end tokens.
         template: the training chat template; ``inference_template`` is used for generation prompts.
         model_max_length: longest sample kept (the tokenizer's ``model_max_length`` by default).
+        tokenization: ``"native"`` (the tokenizer as it is) or ``"sentencepiece_legacy"`` (the original
+            LLAVIDAL's ids: transformers 4.x's slow LLaMA tokenizer, see `llavidal_core.legacy_tokenization`;
+            models converted from the original use it). Saved with the processor, so a model is trained and
+            prompted with one tokenization.
+
+    Raises:
+        ValueError: an unknown ``tokenization``; `LegacyTokenizationError` when the tokenizer cannot give the
+            legacy ids.
     """
 
     def __init__(self, tokenizer: Any, cues: Sequence[CueSpec], *, use_start_end: bool = True,
                  template: str = "vicuna_v1_1", inference_template: str = "llavidal_v1",
-                 model_max_length: int | None = None):
+                 model_max_length: int | None = None, tokenization: str = "native"):
         self.tokenizer = tokenizer
         self.cues = tuple(cues)
         self.use_start_end = use_start_end
@@ -73,6 +87,10 @@ class LlavidalProcessor:
             "(" + "|".join(re.escape(spec.placeholder) for spec in self.cues) + ")"
         ) if self.cues else None
         self._strips_leading_space = tokenizer_adds_prefix_space(tokenizer)
+        if tokenization not in TOKENIZATIONS:
+            raise ValueError(f"unknown tokenization {tokenization!r}; use one of {list(TOKENIZATIONS)}")
+        self.tokenization = tokenization
+        self._legacy_encoder = SentencePieceLegacyEncoder(tokenizer) if tokenization == LEGACY_TOKENIZATION else None
 
     # -- one sample --------------------------------------------------------------------------------------
 
@@ -107,26 +125,50 @@ class LlavidalProcessor:
             ids.append(self.tokenizer.bos_token_id)
             labels.append(IGNORE_INDEX)
         runs: list[_CueRun] = []
+        texts: list[tuple[str, bool]] = []  # text since the last cue run, each part flagged answer or not
         for segment in template.segments(conversation, add_generation_prompt):
             for piece in self._split_placeholders(segment.text):
                 cue = self._cue_by_placeholder.get(piece)
                 if cue is None:
-                    piece_ids = self._tokenize_text(piece)
-                    ids += piece_ids
-                    labels += piece_ids if segment.is_answer else [IGNORE_INDEX] * len(piece_ids)
+                    texts.append((piece, segment.is_answer))
                 elif cue in cue_rows:
                     if any(run.cue == cue for run in runs):
                         raise ValueError(f"sample {sample_index}: the placeholder {piece} appears more than once")
+                    self._append_text(texts, ids, labels)
                     run_ids = self.cue_run_ids(cue, cue_rows[cue])
                     runs.append(_CueRun(cue, len(ids), len(ids) + len(run_ids)))
                     ids += run_ids
                     labels += [IGNORE_INDEX] * len(run_ids)
+        self._append_text(texts, ids, labels)
         unplaced = sorted(set(cue_rows) - {run.cue for run in runs})
         if unplaced:
             placeholders = ", ".join(self._spec(cue).placeholder for cue in unplaced)
             raise ValueError(f"sample {sample_index}: features were given for cues {unplaced} but the text has no "
                              f"placeholder for them ({placeholders})")
         return self._truncate(EncodedSample(ids, labels), runs, sample_index)
+
+    def _append_text(self, texts: list[tuple[str, bool]], ids: list[int], labels: list[int]) -> None:
+        """Tokenize the text parts gathered since the last cue run onto ``ids``/``labels``; empties ``texts``.
+
+        ``native``: each part on its own. ``sentencepiece_legacy``: the parts joined, as the original tokenized
+        its whole prompt string, answer tokens told apart by where their words start.
+        """
+        if self._legacy_encoder is not None and texts:
+            text, spans, position = "", [], 0
+            for part, is_answer in texts:
+                if is_answer:
+                    spans.append((position, position + len(part)))
+                text += part
+                position += len(part)
+            part_ids, flags = self._legacy_encoder.encode(text, spans)
+            ids += part_ids
+            labels += [i if flag else IGNORE_INDEX for i, flag in zip(part_ids, flags)]
+        else:
+            for part, is_answer in texts:
+                part_ids = self._tokenize_text(part)
+                ids += part_ids
+                labels += part_ids if is_answer else [IGNORE_INDEX] * len(part_ids)
+        texts.clear()
 
     def _split_placeholders(self, text: str) -> list[str]:
         if self._placeholder_pattern is None:
@@ -240,6 +282,7 @@ class LlavidalProcessor:
             "template": self.template.name,
             "inference_template": self.inference_template.name,
             "model_max_length": self.model_max_length,
+            "tokenization": self.tokenization,
         }
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> list[str]:
@@ -279,6 +322,7 @@ class LlavidalProcessor:
             template=config["template"],
             inference_template=config["inference_template"],
             model_max_length=config.get("model_max_length"),
+            tokenization=config.get("tokenization", "native"),
         )
 
     def _spec(self, cue: str) -> CueSpec:

@@ -8,6 +8,10 @@ Video-ChatGPT (video only), whatever the base vocabulary size. The whole embeddi
 checkpoint, because the seed trained every row and loads them all at inference; the new output-embedding
 rows start at the mean of the base rows, as in the seed. The result is a complete model folder (config,
 weights, tokenizer, processor, card) that ``AutoModelForCausalLM``/``AutoProcessor`` load.
+
+The base may be the LLaVA-style folder the seed starts from (``model_type: llava``, ``.bin`` shards, a
+SentencePiece ``tokenizer.model``): see `llavidal_core.base_models`. The processor is saved with the seed's
+tokenization (``sentencepiece_legacy``) unless asked otherwise, so prompts get the ids the weights were trained on.
 """
 
 from __future__ import annotations
@@ -99,10 +103,15 @@ def projector_state(state: dict[str, torch.Tensor], spec: CueSpec, hidden_size: 
     return {"weight": weight, "bias": bias}
 
 
-def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathLike) -> LegacyReport:
-    """Load the base LM and tokenizer (path or repo id), apply the legacy checkpoint, save to ``out``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathLike, *,
+                   tokenization: str = "sentencepiece_legacy") -> LegacyReport:
+    """Load the base LM and tokenizer (path or repo id), apply the legacy checkpoint, save to ``out``.
 
+    ``tokenization`` is the processor's (`llavidal_core.processing.LlavidalProcessor`): the seed's ids by default.
+    """
+    from transformers import AutoTokenizer
+
+    from llavidal_core.base_models import load_base_language_model
     from llavidal_core.modeling import LlavidalForConditionalGeneration
     from llavidal_core.processing import LlavidalProcessor
 
@@ -111,7 +120,7 @@ def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathL
     tokenizer = AutoTokenizer.from_pretrained(base)
     base_vocab_size = len(tokenizer)
     layout = detect_layout(state, base_vocab_size, source)
-    language_model = AutoModelForCausalLM.from_pretrained(base)
+    language_model = load_base_language_model(base)
     hidden_size = language_model.config.get_text_config().hidden_size
     projectors = {spec.name: projector_state(state, spec, hidden_size, source) for spec in layout.cues}
     embeddings = state[EMBED_KEY]
@@ -121,7 +130,7 @@ def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathL
     base_rows = language_model.get_input_embeddings().weight.detach()[:base_vocab_size]
     drifted = int((~torch.isclose(embeddings[:base_vocab_size].to(base_rows.dtype), base_rows).all(-1)).sum())
 
-    processor = LlavidalProcessor(tokenizer, layout.cues)
+    processor = LlavidalProcessor(tokenizer, layout.cues, tokenization=tokenization)
     expected_ids = range(base_vocab_size, base_vocab_size + layout.new_rows)
     given_ids = sorted(i for ids in processor.cue_token_ids.values() for i in ids.values())
     if given_ids != list(expected_ids):

@@ -35,7 +35,7 @@ from llavidal_core.cues import CueSpec
 from llavidal_core.data.instructions import (InstructionFormatError, InstructionSample, convert_videoinstruct,
                                              parse_instruction_record, read_instruction_file)
 from llavidal_core.errors import FeatureStoreError, LlavidalError
-from llavidal_core.features import FILE_SUFFIX, FeatureStore
+from llavidal_core.features import FeatureStore, iter_feature_files
 from llavidal_core.legacy_features import LEGACY_EXTENSION, LEGACY_SUFFIXES, read_legacy_features
 from llavidal_core.processing import LlavidalProcessor, SequenceTooLongError
 
@@ -119,11 +119,12 @@ class LegacyFeatureSource:
 
 
 def open_feature_source(folder: str | Path, cue: str) -> StoreFeatureSource | LegacyFeatureSource:
-    """A feature store when ``folder`` holds ``*.safetensors`` files, else a legacy ``.pkl`` folder."""
+    """A feature store when ``folder`` holds ``*.safetensors`` feature files (sub-folders included), else a
+    legacy ``.pkl`` folder."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FeatureStoreError(f"cue {cue!r}: no such features folder {folder}")
-    if any(path.name.endswith(FILE_SUFFIX) and not path.name.startswith(".") for path in folder.iterdir()):
+    if next(iter_feature_files(folder), None) is not None:
         return StoreFeatureSource(FeatureStore(folder, create=False), cue)
     return LegacyFeatureSource(folder, cue)
 

@@ -7,8 +7,10 @@ An ADL-X record (``NTU_QA-for-training.json``) is::
      "conversations": [{"from": "human", "value": "<video><object><human_pose>\\nWhat ...?"},
                        {"from": "gpt", "value": "..."}]}
 
-Every field other than ``id`` and ``conversations`` names a cue's feature file. Files are a JSON list or
-JSON lines; a broken record is an error naming the file and the record's index (or line).
+Every field other than ``id`` and ``conversations`` names a cue's feature file; the ``video`` one also gives
+the sample's feature-store id, its path without the last suffix (`llavidal_core.video_ids`; without it, the
+id is the sample's ``id``). Files are a JSON list or JSON lines; a broken record is an error naming the file
+and the record's index (or line).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.video_ids import video_id_for
 
 ROLES = ("human", "gpt")
 
@@ -38,9 +41,11 @@ class InstructionSample:
 
     @property
     def video_id(self) -> str:
-        """The feature-store id: the video file's name up to its first dot, else the sample id."""
-        source = self.feature_files.get("video", self.sample_id)
-        return Path(source).name.split(".")[0] or self.sample_id
+        """The feature-store id: `video_id_for` of the ``video`` field (``001_video_001.pkl`` ->
+        ``001_video_001``, ``P03/x/clip_1.mp4`` -> ``P03/x/clip_1``), else the sample id."""
+        if "video" not in self.feature_files:
+            return self.sample_id
+        return video_id_for(self.feature_files["video"])
 
     def mentions(self, placeholder: str) -> bool:
         return any(placeholder in turn["value"] for turn in self.conversation)
@@ -99,6 +104,8 @@ def parse_instruction_record(record: Any, index: int = 0) -> InstructionSample:
         if not isinstance(value, str):
             raise ValueError(f"feature field {key!r} must be a file name, got {value!r:.80}")
         feature_files[key] = value
+    if "video" in feature_files:
+        video_id_for(feature_files["video"])  # a 'video' field that gives no id is this record's error
     return InstructionSample(str(sample_id), _parse_conversation(record["conversations"]), feature_files, index)
 
 

@@ -6,12 +6,25 @@ apart by its fields and turned into `MCQuestion`s with lettered choices (A, B, .
 | schema | video | question | choices | answer |
 | --- | --- | --- | --- | --- |
 | ``adlmcq`` (current) | ``video_filename`` | ``question`` | ``answer_choices`` {letter: text} | ``ground_truth_letter`` |
-| ``lemma-tc-legacy`` | ``video_id`` | ``question`` | ``choices`` {A..F: text} | ``answer`` (letter) |
+| ``lemma-tc-legacy`` | ``video_id``, ``start_frame``, ``end_frame`` | ``question`` | ``choices`` {A..F: text} | ``answer`` (letter) |
 | ``charades-ar-legacy`` | ``id`` | ``Q`` | ``Options``: "1. ['a', 'b'] 2. [...]" | ``Ground Truth`` (the right list) |
 | ``smarthome-ar-legacy`` | ``video_id`` (a path) | ``question`` | ``choices`` {"1".."4": text} | ``ground_truth`` (the text) |
 | ``tsu-tc-legacy`` | ``video_path`` | ``question`` | ``options`` {A..D: text} | ``correct_answer`` (letter) |
 
 Charades options are lists of actions; a choice's text is the list joined with ", ".
+
+Each question also carries what the original's script for its file gives the model (ADL-X/LLAVIDAL
+``evaluation/ADL-X/eval_adlxmcq.py`` and ``legacy/multiproc_eval_*.py``): ``video_path``, the video it opens,
+relative to its ``--video_dir``, and ``prompt``, the question text it asks (the cue tokens follow on a new line):
+
+| schema | ``video_path`` | ``prompt`` |
+| --- | --- | --- |
+| ``adlmcq``, ``charades-ar-legacy``, ``tsu-tc-legacy`` | ``video_filename``; ``{id}.mp4``; ``video_path`` | ``"{question} The output should be the choice among one of the following choices. Choices are (A) .. (B) .."`` |
+| ``smarthome-ar-legacy`` | the file name of ``video_id`` (an absolute path there) | ``"{question}(A) .. (B) .."`` (no instruction, no space) |
+| ``lemma-tc-legacy`` | ``{video_id}_{start_frame}_{end_frame}.mp4`` | ``"{question}. The output should be ... Choices are (A) .."`` |
+
+Choices are listed in the file's order. A question's video id is `llavidal_core.video_ids.video_id_for` of its
+``video_path``, so ``P03/P03T01C05/clips/clip_1.mp4`` and ``P04/.../clip_1.mp4`` stay two videos.
 """
 
 from __future__ import annotations
@@ -26,17 +39,34 @@ from pathlib import Path
 from typing import Any, Callable
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.video_ids import video_id_for
 
 LETTERS = string.ascii_uppercase
+MCQ_INSTRUCTION = "The output should be the choice among one of the following choices."
 
 
 class MCQFormatError(LlavidalError):
     """A questions file whose schema is unknown or whose records are broken."""
 
 
+def choices_text(choices: dict[str, str]) -> str:
+    """``"(A) text (B) text ..."`` in the choices' order, as every original MCQ script writes them."""
+    return " ".join(f"({letter}) {text}" for letter, text in choices.items())
+
+
+def adlmcq_prompt(question: str, choices: dict[str, str]) -> str:
+    """The original's ADLMCQ question text: question, instruction, choices (eval_adlxmcq.py)."""
+    return f"{question} {MCQ_INSTRUCTION} Choices are {choices_text(choices)}"
+
+
 @dataclass(frozen=True)
 class MCQuestion:
-    """One multiple-choice question, whatever schema it came from."""
+    """One multiple-choice question, whatever schema it came from.
+
+    ``video`` is the file's own video field; ``video_path`` the video the original's script opens for it,
+    relative to the videos folder (``video`` when not given); ``prompt`` the question text the original's
+    script asks (`adlmcq_prompt` when not given).
+    """
 
     question_id: str
     video: str
@@ -44,11 +74,19 @@ class MCQuestion:
     choices: dict[str, str]
     answer: str
     task: str
+    video_path: str = ""
+    prompt: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.video_path:
+            object.__setattr__(self, "video_path", self.video)
+        if not self.prompt:
+            object.__setattr__(self, "prompt", adlmcq_prompt(self.question, self.choices))
 
     @property
     def video_id(self) -> str:
-        """The feature-store id of the video: its file name up to the first dot."""
-        return Path(self.video).name.split(".")[0]
+        """The feature-store id of the video (`llavidal_core.video_ids.video_id_for` of ``video_path``)."""
+        return video_id_for(self.video_path)
 
 
 @dataclass(frozen=True)
@@ -100,35 +138,66 @@ def _upper_keys(choices: dict[str, str]) -> dict[str, str]:
     return upper
 
 
-def _parse_current(record: dict) -> tuple[str, str, dict[str, str], str]:
+@dataclass(frozen=True)
+class _Parsed:
+    video: str
+    video_path: str
+    question: str
+    choices: dict[str, str]
+    answer: str
+    prompt: str
+
+
+def _text(record: dict, field: str) -> str:
+    value = record[field]
+    if not isinstance(value, str):
+        raise ValueError(f"{field!r} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _parse_current(record: dict) -> _Parsed:
+    """eval_adlxmcq.py: ``video_dir/video_filename``."""
     choices = _upper_keys(_choice_map(record["answer_choices"], "answer_choices"))
-    return record["video_filename"], record["question"], choices, _checked_letter(
-        choices, record["ground_truth_letter"], "ground_truth_letter")
+    question, video = _text(record, "question"), _text(record, "video_filename")
+    answer = _checked_letter(choices, record["ground_truth_letter"], "ground_truth_letter")
+    return _Parsed(video, video, question, choices, answer, adlmcq_prompt(question, choices))
 
 
-def _parse_lemma(record: dict) -> tuple[str, str, dict[str, str], str]:
+def _parse_lemma(record: dict) -> _Parsed:
+    """legacy/multiproc_eval_LEMMA-TC.py: ``{video_id}_{start_frame}_{end_frame}.mp4``; ``". "`` + instruction."""
     choices = _upper_keys(_choice_map(record["choices"], "choices"))
-    return record["video_id"], record["question"], choices, _checked_letter(choices, record["answer"], "answer")
+    question, video = _text(record, "question"), _text(record, "video_id")
+    for field in ("start_frame", "end_frame"):
+        if isinstance(record.get(field), bool) or not isinstance(record.get(field), (int, str)):
+            raise ValueError(f"{field!r} must be a frame number, got {record.get(field)!r}")
+    video_path = f"{video}_{record['start_frame']}_{record['end_frame']}.mp4"
+    prompt = f"{question}. {MCQ_INSTRUCTION} Choices are {choices_text(choices)}"
+    return _Parsed(video, video_path, question, choices, _checked_letter(choices, record["answer"], "answer"), prompt)
 
 
-def _parse_tsu(record: dict) -> tuple[str, str, dict[str, str], str]:
+def _parse_tsu(record: dict) -> _Parsed:
+    """legacy/multiproc_eval_TSU-TC.py: ``video_dir/video_path`` (a relative path: ``P03/P03T01C05/clips/clip_1.mp4``)."""
     choices = _upper_keys(_choice_map(record["options"], "options"))
-    return record["video_path"], record["question"], choices, _checked_letter(
-        choices, record["correct_answer"], "correct_answer")
+    question, video = _text(record, "question"), _text(record, "video_path")
+    answer = _checked_letter(choices, record["correct_answer"], "correct_answer")
+    return _Parsed(video, video, question, choices, answer, adlmcq_prompt(question, choices))
 
 
-def _parse_smarthome(record: dict) -> tuple[str, str, dict[str, str], str]:
+def _parse_smarthome(record: dict) -> _Parsed:
+    """legacy/multiproc_eval_SH-AR.py: the file name of ``video_id``; the question, then the choices, no space."""
     numbered = _choice_map(record["choices"], "choices")
-    try:
-        ordered = [numbered[key] for key in sorted(numbered, key=int)]
-    except ValueError as exc:
-        raise ValueError(f"'choices' keys must be numbers, got {sorted(numbered)}") from exc
-    choices = _lettered(ordered)
+    if not all(key.strip().isdigit() and 1 <= int(key) <= len(LETTERS) for key in numbered):
+        raise ValueError(f"'choices' keys must be numbers from 1, got {list(numbered)}")
+    choices = {LETTERS[int(key) - 1]: text for key, text in numbered.items()}  # the file's order, as the script
+    if len(choices) != len(numbered):
+        raise ValueError(f"'choices' keys {list(numbered)} repeat a number")
     truth = record["ground_truth"]
-    matches = [letter for letter, text in choices.items() if text.strip() == str(truth).strip()]
+    matches = [letter for letter, text in choices.items() if text == truth]
     if len(matches) != 1:
         raise ValueError(f"'ground_truth' {truth!r} matches {len(matches)} of the choices, expected exactly one")
-    return record["video_id"], record["question"], choices, matches[0]
+    question, video = _text(record, "question"), _text(record, "video_id")
+    video_path = video.rsplit("/", 1)[-1]  # os.path.basename on the POSIX machines it ran on
+    return _Parsed(video, video_path, question, choices, matches[0], f"{question}{choices_text(choices)}")
 
 
 _NUMBERED_LIST = re.compile(r"(?:^|\s)(\d+)\.\s*(?=\[)")
@@ -157,17 +226,19 @@ def parse_numbered_lists(options: str) -> list[list[str]]:
     return lists
 
 
-def _parse_charades(record: dict) -> tuple[str, str, dict[str, str], str]:
+def _parse_charades(record: dict) -> _Parsed:
+    """legacy/multiproc_eval_Charades-AR.py: ``video_dir/{id}.mp4``; choices are the lists joined with ", "."""
     lists = parse_numbered_lists(record["Options"])
     truth = record["Ground Truth"]
     matches = [i for i, option in enumerate(lists) if option == truth]
     if len(matches) != 1:
         raise ValueError(f"'Ground Truth' equals {len(matches)} of the {len(lists)} options, expected exactly one")
     choices = _lettered([", ".join(option) for option in lists])
-    return record["id"], record["Q"], choices, LETTERS[matches[0]]
+    question, video = _text(record, "Q"), _text(record, "id")
+    return _Parsed(video, f"{video}.mp4", question, choices, LETTERS[matches[0]], adlmcq_prompt(question, choices))
 
 
-Parser = Callable[[dict], tuple[str, str, dict[str, str], str]]
+Parser = Callable[[dict], _Parsed]
 
 # schema name -> (fields that identify it, parser); checked in this order
 SCHEMAS: dict[str, tuple[frozenset[str], Parser]] = {
@@ -175,7 +246,8 @@ SCHEMAS: dict[str, tuple[frozenset[str], Parser]] = {
     "charades-ar-legacy": (frozenset({"id", "Q", "Options", "Ground Truth"}), _parse_charades),
     "tsu-tc-legacy": (frozenset({"video_path", "question", "options", "correct_answer"}), _parse_tsu),
     "smarthome-ar-legacy": (frozenset({"video_id", "question", "choices", "ground_truth"}), _parse_smarthome),
-    "lemma-tc-legacy": (frozenset({"video_id", "question", "choices", "answer"}), _parse_lemma),
+    "lemma-tc-legacy": (frozenset({"video_id", "question", "choices", "answer", "start_frame", "end_frame"}),
+                        _parse_lemma),
 }
 
 
@@ -222,10 +294,10 @@ def load_mcq_file(path: str | Path) -> MCQFile:
             raise MCQFormatError(f"{path}: record {key!r} does not follow the {schema} schema "
                                  f"(needs {sorted(fields)}, has {found})")
         try:
-            video, question, choices, answer = parse(record)
-            if not isinstance(video, str) or not isinstance(question, str):
-                raise ValueError("video and question must be strings")
+            parsed = parse(record)
+            video_id_for(parsed.video_path)
         except (ValueError, TypeError) as exc:
             raise MCQFormatError(f"{path}: record {key!r} ({schema}): {exc}") from None
-        questions.append(MCQuestion(key, video, question, choices, answer, path.stem))
+        questions.append(MCQuestion(key, parsed.video, parsed.question, parsed.choices, parsed.answer, path.stem,
+                                    video_path=parsed.video_path, prompt=parsed.prompt))
     return MCQFile(path, schema, questions)

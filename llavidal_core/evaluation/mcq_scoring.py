@@ -1,8 +1,8 @@
 """Deterministic multiple-choice scoring: each option's log-likelihood under the model, or a rule-parsed answer.
 
-The question is asked as LLAVIDAL's evaluation asks it (``"{question} The output should be the choice among
-one of the following choices. Choices are (A) ... (B) ..."``) after the placeholders of the cues the model
-has features for. In ``loglik`` mode (the default) every option, written ``"(X) text"``, is scored as the
+The question is asked exactly as LLAVIDAL's evaluation script for its file asks it (`MCQuestion.prompt`: for
+ADLMCQ ``"{question} The output should be the choice among one of the following choices. Choices are (A) ...
+(B) ..."``), followed by the placeholders of the cues the model has features for. In ``loglik`` mode (the default) every option, written ``"(X) text"``, is scored as the
 assistant's answer: the mean log-probability of its tokens (``sum`` on request), and the best option is the
 prediction. No sampling and no LLM judge, so a score is reproducible to the bit on the same machine. In
 ``generate`` mode the model answers greedily and the letter is read from the answer by fixed rules.
@@ -17,8 +17,6 @@ from dataclasses import dataclass
 import torch
 
 from llavidal_core.evaluation.mcq_files import MCQuestion
-
-MCQ_INSTRUCTION = "The output should be the choice among one of the following choices."
 SCORING_MODES = ("loglik", "generate")
 NORMALIZATIONS = ("mean", "sum")
 
@@ -39,15 +37,13 @@ class MCQPrediction:
 
 
 def mcq_prompt(question: MCQuestion, placeholders: Sequence[str] = ()) -> str:
-    """The question, the instruction and the choices, then the cues' placeholders on a line of their own.
+    """The question's prompt (`MCQuestion.prompt`), then the cues' placeholders on a line of their own.
 
     The placeholders come after the text, as LLAVIDAL's inference appends ``"\n<video>"`` to the question
     (and as `LlavidalPipeline` does), so the cue tokens sit right before the answer.
     """
-    choices = " ".join(f"({letter}) {text}" for letter, text in question.choices.items())
-    text = f"{question.question} {MCQ_INSTRUCTION} Choices are {choices}"
     cues = "".join(placeholders)
-    return f"{text}\n{cues}" if cues else text
+    return f"{question.prompt}\n{cues}" if cues else question.prompt
 
 
 def option_answer(letter: str, text: str) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
 from llavidal_core.errors import LlavidalError
 from llavidal_core.hub import write_model_card
@@ -75,7 +75,9 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
     if isinstance(base, PreTrainedModel):
         language_model = base
     else:
-        language_model = AutoModelForCausalLM.from_pretrained(base, **base_kwargs)
+        from llavidal_core.base_models import load_base_language_model
+
+        language_model = load_base_language_model(base, **base_kwargs)
     with safe_open(weights_file, framework="pt") as reader:
         metadata = reader.metadata() or {}
         if metadata.get("format") != ADAPTER_FORMAT:

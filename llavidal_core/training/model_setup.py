@@ -85,12 +85,13 @@ def build_model(model: ModelSection, cues: Sequence[CueSpec], processor: Any):
     """The base LM loaded from ``model.base`` (or made from ``base_config``) and wrapped with ``cues``."""
     from transformers import AutoModelForCausalLM
 
+    from llavidal_core.base_models import load_base_language_model
     from llavidal_core.modeling import LlavidalForConditionalGeneration
 
     dtype = torch_dtype(model.dtype)
     kwargs = {"attn_implementation": model.attn_implementation} if model.attn_implementation else {}
     if model.base is not None:
-        language_model = AutoModelForCausalLM.from_pretrained(model.base, dtype=dtype, **kwargs)
+        language_model = load_base_language_model(model.base, dtype=dtype, **kwargs)
     else:
         language_model = AutoModelForCausalLM.from_config(base_config(model), dtype=dtype, **kwargs)
     return LlavidalForConditionalGeneration.from_language_model(

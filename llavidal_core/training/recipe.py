@@ -74,7 +74,9 @@ class DataSection:
     """The instruction data: ``train`` is an ADL-X style JSON / JSON-lines file.
 
     ``missing_cue``: what a sample gets for a cue whose feature file is missing: ``drop`` (its placeholder
-    is removed from the text) or ``zeros`` (zero features, as the original does).
+    is removed from the text) or ``zeros`` (zero features, as the original does). ``tokenization``:
+    ``native`` (the tokenizer as it is) or ``sentencepiece_legacy`` (the original LLAVIDAL's token ids, for
+    LLaMA/LLaVA SentencePiece tokenizers); saved with the model's processor.
     """
 
     train: str | None = None
@@ -82,6 +84,7 @@ class DataSection:
     model_max_length: int = 2048
     use_start_end: bool = True
     template: str = "vicuna_v1_1"
+    tokenization: Literal["native", "sentencepiece_legacy"] = "native"
     num_workers: int = 0
 
 

@@ -53,7 +53,8 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     cues = model_setup.resolve_cue_specs(recipe.cues)
     processor = LlavidalProcessor(model_setup.load_tokenizer(recipe.model), cues,
                                   use_start_end=plan.data.use_start_end, template=plan.data.template,
-                                  model_max_length=plan.data.model_max_length)
+                                  model_max_length=plan.data.model_max_length,
+                                  tokenization=plan.data.tokenization)
 
     # The data: this stage's cues only; the pre-scan decides what is kept, and says so.
     dataset = build_dataset(recipe, plan, processor)

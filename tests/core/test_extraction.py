@@ -23,14 +23,21 @@ def is_clip(path):
     return path.suffix == ".mp4"
 
 
+def touch(*paths):
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+
+
 def test_inputs_from_files_folders_and_lists(tmp_path):
-    (tmp_path / "videos" / "deeper").mkdir(parents=True)
-    for name in ("videos/a.mp4", "videos/deeper/b.mp4", "videos/notes.txt", "videos/.hidden.mp4", "c.mp4"):
-        (tmp_path / name).write_bytes(b"")
+    touch(*(tmp_path / name for name in ("videos/a.mp4", "videos/deeper/b.mp4", "videos/notes.txt",
+                                         "videos/.hidden.mp4", "videos/.cache/d.mp4", "c.mp4")))
     listing = tmp_path / "more.txt"
-    listing.write_text("# a comment\nc.mp4\n\nvideos/a.mp4\n")
+    listing.write_text("# a comment\nc.mp4\n\n")
     found = collect_inputs([tmp_path / "videos", listing, tmp_path / "c.mp4"], is_clip)
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == ["c.mp4", "videos/a.mp4", "videos/deeper/b.mp4"]
+    assert [p.path.relative_to(tmp_path).as_posix() for p in found] == ["c.mp4", "videos/a.mp4",
+                                                                        "videos/deeper/b.mp4"]
+    assert [p.video_id for p in found] == ["c", "a", "deeper/b"]
     listing.write_text("absent.mp4\n")
     with pytest.raises(ExtractionUsageError, match=r"more.txt:1: no such file 'absent.mp4'"):
         collect_inputs([listing], is_clip)
@@ -38,11 +45,57 @@ def test_inputs_from_files_folders_and_lists(tmp_path):
         collect_inputs([tmp_path / "nowhere"], is_clip)
 
 
+def test_ids_are_paths_under_the_folder_given(tmp_path):
+    tsu = tmp_path / "TSU"
+    first, second = tsu / "P03/P03T01C05/clips/clip_1.mp4", tsu / "P04/P04T02C01/clips/clip_1.mp4"
+    smarthome = tmp_path / "smarthome" / "Makecoffee.Pourgrains_p18_r01_v13_c03.mp4"
+    touch(first, second, smarthome)
+    assert index_by_video_id(collect_inputs([tsu, smarthome.parent], is_clip)) == {
+        "P03/P03T01C05/clips/clip_1": first, "P04/P04T02C01/clips/clip_1": second,
+        "Makecoffee.Pourgrains_p18_r01_v13_c03": smarthome}
+    assert index_by_video_id(collect_inputs([first], is_clip)) == {"clip_1": first}  # a file alone: its name
+    assert index_by_video_id(collect_inputs([smarthome], is_clip), legacy=True) == {"Makecoffee": smarthome}
+
+
+def test_a_list_is_the_root_of_its_relative_paths(tmp_path):
+    tsu = tmp_path / "TSU"
+    first, second = tsu / "P03/P03T01C05/clips/clip_1.mp4", tsu / "P04/P04T02C01/clips/clip_1.mp4"
+    elsewhere = tmp_path / "elsewhere" / "clip_9.mp4"
+    touch(first, second, elsewhere)
+    listing = tsu / "test.lst"
+    listing.write_text(f"P03/P03T01C05/clips/clip_1.mp4\n./P04/P04T02C01/clips/clip_1.mp4\n{elsewhere}\n")
+    assert index_by_video_id(collect_inputs([listing], is_clip)) == {
+        "P03/P03T01C05/clips/clip_1": first, "P04/P04T02C01/clips/clip_1": second, "clip_9": elsewhere}
+    listing.write_text("../elsewhere/clip_9.mp4\n")
+    with pytest.raises(ExtractionUsageError, match=r"test.lst:1: '../elsewhere/clip_9.mp4' goes up out of the list"):
+        collect_inputs([listing], is_clip)
+
+
+def test_one_file_reached_twice(tmp_path):
+    clip = tmp_path / "videos" / "sub" / "a.mp4"
+    touch(clip)
+    listing = tmp_path / "videos" / "list.txt"
+    listing.write_text("sub/a.mp4\n")
+    found = collect_inputs([tmp_path / "videos", listing], is_clip)  # the same id both ways: counted once
+    assert [(found_input.path, found_input.video_id) for found_input in found] == [(clip, "sub/a")]
+    with pytest.raises(ExtractionUsageError, match=r"given twice with two video ids, 'sub/a' .* and 'a'"):
+        collect_inputs([tmp_path / "videos", clip], is_clip)
+
+
 def test_two_inputs_with_one_id_are_named(tmp_path):
-    first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.v2.mp4"
     assert index_by_video_id([tmp_path / "x.mp4"]) == {"x": tmp_path / "x.mp4"}
-    with pytest.raises(ExtractionUsageError, match=r"'clip'.*a/clip.mp4 and .*b/clip.v2.mp4"):
-        index_by_video_id([first, second])
+    first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
+    touch(first, second)
+    with pytest.raises(ExtractionUsageError, match=r"'clip' \(its path under.*\): .*a/clip.mp4 and .*b/clip.mp4") as error:
+        index_by_video_id(collect_inputs([first.parent, second.parent], is_clip))
+    assert "first dot" not in str(error.value)
+    dotted = tmp_path / "b" / "clip.v2.mp4"
+    touch(dotted)
+    assert set(index_by_video_id(collect_inputs([tmp_path / "b"], is_clip))) == {"clip", "clip.v2"}
+    with pytest.raises(ExtractionUsageError, match=r"'clip' \(the original's .pkl naming.*first dot\)"):
+        index_by_video_id(collect_inputs([tmp_path / "b"], is_clip), legacy=True)
+    with pytest.raises(ExtractionUsageError, match=r"\.mp4.*starts with '\.'"):
+        index_by_video_id([tmp_path / ".mp4"])
 
 
 def test_shards_cover_every_input_once(monkeypatch):

@@ -11,7 +11,7 @@ import torch
 
 from llavidal_core import __version__, atomic_files
 from llavidal_core.errors import FeatureStoreError
-from llavidal_core.features import FeatureStore, video_id_from_path
+from llavidal_core.features import FeatureStore
 
 
 def exactly_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -20,21 +20,6 @@ def exactly_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 def temp_files(folder):
     return sorted(path.name for path in folder.iterdir() if path.name.endswith(".tmp"))
-
-
-@pytest.mark.parametrize("file_name, video_id", [
-    ("nasa_13013.mp4", "nasa_13013"),
-    ("a.b.mp4", "a"),
-    ("/data/videos/P01_T02.avi", "P01_T02"),
-    ("no_extension", "no_extension"),
-])
-def test_video_id_is_the_file_name_up_to_its_first_dot(file_name, video_id):
-    assert video_id_from_path(file_name) == video_id
-
-
-def test_a_file_name_without_an_id_is_refused():
-    with pytest.raises(ValueError, match=r"/videos/\.mp4"):
-        video_id_from_path("/videos/.mp4")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.int64])
@@ -158,10 +143,58 @@ def test_stale_temp_files_are_removed(tmp_path):
     assert store.video_ids() == ["a"]
 
 
-@pytest.mark.parametrize("video_id", ["", "a/b", "../escape", "a\\b", ".hidden"])
+@pytest.mark.parametrize("video_id", ["", "/abs", "a//b", "a/", "../escape", "a/../../escape", "a\\b", ".hidden",
+                                      "a/.hidden/b"])
 def test_unsafe_video_ids_are_refused(tmp_path, video_id):
     with pytest.raises(ValueError, match="invalid video id"):
         FeatureStore(tmp_path).path_for(video_id)
+    with pytest.raises(ValueError, match="invalid video id"):
+        FeatureStore(tmp_path).write(video_id, "video", torch.zeros(1))
+    assert video_id not in FeatureStore(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ids_with_folders_live_in_sub_folders(tmp_path):
+    store = FeatureStore(tmp_path)
+    first, second = "P03/P03T01C05/clips/clip_1", "P04/P04T02C01/clips/clip_1"
+    assert store.path_for(first) == tmp_path / "P03" / "P03T01C05" / "clips" / "clip_1.safetensors"
+    store.write(first, "video", torch.zeros(2))
+    store.write(second, "video", torch.ones(2))
+    store.write(second, "pose", torch.ones(3))
+    store.write("flat", "video", torch.zeros(1))
+
+    assert (tmp_path / "P04" / "P04T02C01" / "clips" / "clip_1.safetensors").is_file()
+    assert store.video_ids() == ["P03/P03T01C05/clips/clip_1", "P04/P04T02C01/clips/clip_1", "flat"]
+    assert len(store) == 3 and first in store and "P03/P03T01C05/clips/clip_2" not in store
+    assert "clip_1" not in store and "P03" not in store
+    assert torch.equal(store.read(second, "video"), torch.ones(2)) and store.cues(second) == ["pose", "video"]
+    assert store.has(first, "video") and not store.has(first, "pose")
+
+
+def test_listing_skips_hidden_folders_and_foreign_files_in_sub_folders(tmp_path):
+    store = FeatureStore(tmp_path)
+    store.write("a/b", "video", torch.zeros(1))
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / ".cache" / "c.safetensors").write_bytes(b"somebody else's")
+    (tmp_path / "a" / ".b.safetensors.123.0badf00d.tmp").write_bytes(b"half a file")
+    (tmp_path / "a" / "notes.txt").write_text("not features")
+    (tmp_path / "folder.safetensors").mkdir()
+
+    assert store.video_ids() == ["a/b"]
+    assert store.remove_stale_temp_files() == 1
+    assert temp_files(tmp_path / "a") == []
+
+
+def test_a_write_into_a_sub_folder_is_atomic_there(tmp_path, monkeypatch):
+    store = FeatureStore(tmp_path)
+    write_half_then_fail, seen = _crash_after_half(OSError("disk full"))
+    monkeypatch.setattr(atomic_files, "_write_bytes", write_half_then_fail)
+
+    with pytest.raises(OSError):
+        store.write("P03/clips/clip_1", "video", torch.randn(356, 1024))
+
+    assert seen["temp_name"].startswith(str(tmp_path / "P03" / "clips" / ".clip_1.safetensors."))
+    assert store.video_ids() == [] and temp_files(tmp_path / "P03" / "clips") == []
 
 
 def test_a_missing_store_folder_is_an_error_without_create(tmp_path):

@@ -38,6 +38,22 @@ def test_reads_adlx_json_list_and_json_lines(tmp_path):
         assert first.mentions("<human_pose>") and not first.mentions("<imu>")
 
 
+@pytest.mark.parametrize("video, video_id", [
+    ("001_video_001.pkl", "001_video_001"),
+    ("P03/P03T01C05/clips/clip_1.mp4", "P03/P03T01C05/clips/clip_1"),
+    ("Makecoffee.Pourgrains_p18_r01_v13_c03.mp4", "Makecoffee.Pourgrains_p18_r01_v13_c03"),
+    ("/data/videos/clip_1.mp4", "clip_1"),
+    (None, "the-sample"),
+])
+def test_the_video_id_is_the_video_field_without_its_suffix(tmp_path, video, video_id):
+    record = {key: value for key, value in ADLX_RECORD.items() if key != "video"} | {"id": "the-sample"}
+    if video is not None:
+        record["video"] = video
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps([record]))
+    assert read_instruction_file(path)[0].video_id == video_id
+
+
 @pytest.mark.parametrize(
     "record, message",
     [
@@ -46,6 +62,7 @@ def test_reads_adlx_json_list_and_json_lines(tmp_path):
          "turn 0 must be"),
         (ADLX_RECORD | {"conversations": [{"from": "human", "value": "x"}]}, "'conversations' must be a list"),
         (ADLX_RECORD | {"pose": 3}, "feature field 'pose'"),
+        (ADLX_RECORD | {"video": "../features/001_video_001.pkl"}, r"\.\./features/001_video_001.pkl.*'\.\.' segment"),
         ("not an object", "expected a JSON object"),
     ],
 )
@@ -80,6 +97,7 @@ def test_convert_instructions_command(tmp_path, capsys, llavidal_plugins):
     features = tmp_path / "clip_features"
     features.mkdir()
     (features / "v1.pkl").write_bytes(b"")
+    (features / "v0_pose.pkl").write_bytes(b"")  # another cue's file: v0 has no video features
     out = tmp_path / "out" / "train.json"
     assert main(["convert", "instructions", str(source), "--out", str(out), "--features", str(features)]) == 0
     written = json.loads(out.read_text())
@@ -89,3 +107,22 @@ def test_convert_instructions_command(tmp_path, capsys, llavidal_plugins):
     source.write_text('[{"video_id": "v0", "q": 1}]')
     assert main(["convert", "instructions", str(source), "--out", str(out)]) == 1
     assert "record 0" in capsys.readouterr().err
+
+
+def test_convert_instructions_keeps_videos_with_features_in_sub_folders(tmp_path, llavidal_plugins):
+    import torch
+
+    from llavidal_core.features import FeatureStore
+
+    ids = ["P03/P03T01C05/clips/clip_1", "P04/P04T02C01/clips/clip_1", "P05/clip_1"]
+    source = tmp_path / "videoinstruct.json"
+    source.write_text(json.dumps([{"video_id": video_id, "q": "q", "a": "a"} for video_id in ids]))
+    store = FeatureStore(tmp_path / "features")
+    store.write(ids[0], "video", torch.zeros(1))
+    store.write(ids[1], "video", torch.zeros(1))
+    store.write(ids[2], "pose", torch.zeros(1))  # no video features
+    out = tmp_path / "train.json"
+    assert main(["convert", "instructions", str(source), "--out", str(out), "--features", str(store.root)]) == 0
+    samples = read_instruction_file(out)
+    assert [sample.video_id for sample in samples] == ids[:2]
+    assert samples[0].feature_files["video"] == "P03/P03T01C05/clips/clip_1.pkl"

@@ -198,8 +198,16 @@ def test_legacy_file_names():
     assert video_id_from_legacy_name("nasa_13013.pkl", "video") == "nasa_13013"
     assert video_id_from_legacy_name("nasa_13013_pose.pkl", "pose") == "nasa_13013"
     assert video_id_from_legacy_name("001_001_video_001_object.pkl", "object") == "001_001_video_001"
+    assert video_id_from_legacy_name("P03/P03T01C05/clips/clip_1_pose.pkl", "pose") == "P03/P03T01C05/clips/clip_1"
+    assert video_id_from_legacy_name("Makecoffee.Pourgrains_p18.pkl", "video") == "Makecoffee.Pourgrains_p18"
+    assert legacy_file_name("P03/P03T01C05/clips/clip_1", "object") == "P03/P03T01C05/clips/clip_1_object.pkl"
     with pytest.raises(ValueError, match="not a legacy pose feature file name"):
         video_id_from_legacy_name("nasa_13013.pkl", "pose")
+    for bad in ("../escape.pkl", "P03/_pose.pkl"):
+        with pytest.raises(ValueError, match=r"\.\./escape|names no video id"):
+            video_id_from_legacy_name(bad, "pose" if "_pose" in bad else "video")
+    with pytest.raises(ValueError, match="invalid video id"):
+        legacy_file_name("../escape", "video")
     with pytest.raises(FeatureStoreError, match="'audio' has no legacy .pkl layout"):
         legacy_file_name("v", "audio")
 
@@ -304,6 +312,36 @@ def test_export_reports_a_bfloat16_cue_and_writes_the_others(tmp_path):
     assert report.written == ["b"]
     assert report.failed == [(str(store.path_for("a")), report.failed[0][1])]
     assert "bfloat16" in report.failed[0][1]
+
+
+def test_ids_with_folders_export_into_sub_folders_and_import_back(tmp_path):
+    store = FeatureStore(tmp_path / "store")
+    arrays = {video_id: video_features(seed) for seed, video_id in enumerate(
+        ["P03/P03T01C05/clips/clip_1", "P04/P04T02C01/clips/clip_1", "Makecoffee.Pourgrains_p18_r01_v13_c03"])}
+    for video_id, array in arrays.items():
+        store.write(video_id, "video", torch.from_numpy(array))
+        store.write(video_id, "pose", torch.zeros(2, 3))
+    exported = tmp_path / "exported"
+
+    assert export_legacy_folder(store, "video", exported).written == sorted(arrays)
+    assert export_legacy_folder(store, "pose", exported).written == sorted(arrays)
+
+    assert sorted(p.relative_to(exported).as_posix() for p in exported.rglob("*.pkl")) == [
+        "Makecoffee.Pourgrains_p18_r01_v13_c03.pkl", "Makecoffee.Pourgrains_p18_r01_v13_c03_pose.pkl",
+        "P03/P03T01C05/clips/clip_1.pkl", "P03/P03T01C05/clips/clip_1_pose.pkl",
+        "P04/P04T02C01/clips/clip_1.pkl", "P04/P04T02C01/clips/clip_1_pose.pkl"]
+    with open(exported / "P04/P04T02C01/clips/clip_1.pkl", "rb") as handle:  # what the original code loads
+        assert identical(pickle.load(handle), arrays["P04/P04T02C01/clips/clip_1"])
+
+    (exported / ".trash").mkdir()
+    dump(exported / ".trash" / "old.pkl", video_features(9))
+    again = FeatureStore(tmp_path / "again")
+    report = import_legacy_folder(exported, again, "video")
+    assert report.written == sorted(arrays) and report.failed == []
+    assert again.video_ids() == sorted(arrays)
+    assert again.metadata("P03/P03T01C05/clips/clip_1", "video")["imported_from"] == "P03/P03T01C05/clips/clip_1.pkl"
+    for video_id, array in arrays.items():
+        assert identical(again.read(video_id, "video").numpy(), array)
 
 
 def test_import_from_a_missing_folder_is_a_clear_error(tmp_path):

@@ -13,7 +13,8 @@ def test_reads_the_real_lemma_tc_file(shared_data):
     assert loaded.schema == "lemma-tc-legacy"
     assert len(loaded.questions) == len(json.loads(path.read_text())) == 528
     first = loaded.questions[0]
-    assert first.video_id == "28l-12-1-2" and first.answer == "C" and first.choices["C"] == "work-on plant"
+    assert first.video == "28l-12-1-2" and first.video_path == "28l-12-1-2_0_552.mp4"
+    assert first.video_id == "28l-12-1-2_0_552" and first.answer == "C" and first.choices["C"] == "work-on plant"
     assert set(first.choices) == set("ABCDEF")
 
 
@@ -78,14 +79,15 @@ def test_unknown_schema_lists_the_fields_found(tmp_path):
     ],
 )
 def test_broken_records_name_the_record(tmp_path, bad, message):
-    good = {"video_id": "v", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A"}
+    good = {"video_id": "v", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A", "start_frame": 0,
+            "end_frame": 9}
     path = write(tmp_path, [good, good | bad])
     with pytest.raises(MCQFormatError, match=rf"record '1' \(lemma-tc-legacy\): .*{message}"):
         load_mcq_file(path)
 
 
 def test_a_record_of_another_schema_in_the_file_is_named(tmp_path):
-    good = {"video_id": "v", "question": "q?", "choices": {"A": "x"}, "answer": "A"}
+    good = {"video_id": "v", "question": "q?", "choices": {"A": "x"}, "answer": "A", "start_frame": 0, "end_frame": 9}
     path = write(tmp_path, [good, {"video_id": "v"}])
     with pytest.raises(MCQFormatError, match=r"record '1' does not follow the lemma-tc-legacy schema"):
         load_mcq_file(path)

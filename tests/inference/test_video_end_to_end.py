@@ -65,14 +65,17 @@ def test_eval_mcq_computes_video_features_from_the_videos(video_model, video_plu
     import json
 
     model_dir, videos, _, _ = video_model
-    records = [{"video_filename": f"clips/{name}", "question": "What is the person doing?",
-                "answer_choices": {"A": "wave", "B": "clap"}, "ground_truth_letter": "A"}
-               for name in ("clip_0.mp4", "clip_1.mp4", "absent.mp4")]
+    from pathlib import Path
+
+    root = model_dir.parent  # each question's video is opened at DIR/<video_filename>, as the original does
+    names = [Path(video).relative_to(root).as_posix() for video in videos[:2]] + ["absent.mp4"]
+    records = [{"video_filename": name, "question": "What is the person doing?",
+                "answer_choices": {"A": "wave", "B": "clap"}, "ground_truth_letter": "A"} for name in names]
     questions = tmp_path / "toy.json"
     questions.write_text(json.dumps(records))
     report = tmp_path / "report.json"
     assert main(["eval", "mcq", str(model_dir), "--questions", str(questions), "--videos",
-                 str(model_dir.parent), "--out", str(report)]) == 0
+                 str(root), "--out", str(report)]) == 0
     written = json.loads(report.read_text())
     assert written["accuracy"]["toy"]["n"] == 2 and written["skipped_missing_features"] == {"toy": 1}
     with pytest.raises(SystemExit):

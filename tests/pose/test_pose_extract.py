@@ -48,8 +48,10 @@ def test_a_folder_with_one_malformed_file(pose_cli, inputs, tmp_path, capsys):
     out = tmp_path / "features"
     assert pose_cli(inputs, "--out", out, "--model", "random", "--batch-size", "2", "--workers", "1") == 3
     store = FeatureStore(out)
-    assert store.video_ids() == ["S001C001P001R001A001", "S001C001P002R001A002", "S001C001P003R001A003"]
-    features = store.read("S001C001P002R001A002", "pose")
+    # ids are paths under the folder without the last suffix: the nested .skeleton.npy keeps its folder and name
+    assert store.video_ids() == ["S001C001P001R001A001", "S001C001P003R001A003", "nested/S001C001P002R001A002.skeleton"]
+    assert (out / "nested" / "S001C001P002R001A002.skeleton.safetensors").is_file()
+    features = store.read("nested/S001C001P002R001A002.skeleton", "pose")
     assert features.shape == (256, 216) and features.dtype == torch.float32
     metadata = store.metadata("S001C001P001R001A001", "pose")
     assert metadata["encoder"] == "random" and metadata["random_weights"] == "true" and "random weights" in metadata["note"]
@@ -60,10 +62,11 @@ def test_a_folder_with_one_malformed_file(pose_cli, inputs, tmp_path, capsys):
     stderr = capsys.readouterr().err
     assert "warning: random weights" in stderr and "3 written, 0 already done, 1 failed" in stderr
 
-    before = {p.name: p.stat().st_mtime_ns for p in out.glob("*.safetensors")}
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
+    assert len(before) == 3
     assert pose_cli(inputs, "--out", out, "--model", "random") == 3
     assert "0 written, 3 already done, 1 failed" in capsys.readouterr().err
-    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.safetensors")} == before
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")} == before
     (inputs / "S001C001P004R001A004.skeleton").unlink()
     assert pose_cli(inputs, "--out", out, "--model", "random") == 0
     (out / "S001C001P003R001A003.safetensors").write_bytes(b"not safetensors")
@@ -82,8 +85,13 @@ def test_list_files_and_sharding(pose_cli, inputs, tmp_path, monkeypatch):
     monkeypatch.setenv("RANK", "1")
     assert pose_cli(listing, "--out", tmp_path / "rank1", "--model", "random", "--dtype", "bfloat16") == 0
     store = FeatureStore(tmp_path / "rank1")
-    assert store.video_ids() == ["S001C001P003R001A003"]  # sorted paths, rank 1 of 2
-    assert store.read("S001C001P003R001A003", "pose").dtype == torch.bfloat16
+    # sorted paths, rank 1 of 2; a relative path in a list keeps its folders (the list's folder is the root)
+    assert store.video_ids() == ["skeletons/S001C001P003R001A003"]
+    assert store.read("skeletons/S001C001P003R001A003", "pose").dtype == torch.bfloat16
+    monkeypatch.setenv("RANK", "0")
+    assert pose_cli(listing, "--out", tmp_path / "rank1", "--model", "random") == 0
+    assert store.video_ids() == ["S001C001P002R001A002.skeleton", "skeletons/S001C001P001R001A001",
+                                 "skeletons/S001C001P003R001A003"]  # an absolute path in a list: its name
     monkeypatch.setenv("RANK", "2")
     assert pose_cli(listing, "--out", tmp_path / "bad", "--model", "random") == 2
 

@@ -180,3 +180,15 @@ def test_a_standardised_cue_is_fitted_on_its_first_stage_and_handed_on(in_tiny_r
     assert final.config.cue_specs[2].standardize and final.unfitted_standardized_cues() == []
     torch.testing.assert_close(final.projectors["pose"].feature_mean, mean)
     torch.testing.assert_close(final.projectors["pose"].feature_std, std)
+
+
+def test_trains_from_a_llava_style_base_with_the_original_tokenization(in_tiny_root):
+    """A LLaVA-Lightening-like folder (model_type llava, .bin shards, tokenizer.model only) is a base LM."""
+    base = Path(__file__).resolve().parents[1] / "fidelity" / "data" / "llava_lightening_tiny"
+    assert main(["train", str(RECIPES / "tiny-llavidal.yaml"), "output_dir=tiny/from-llava", "train.max_steps=2",
+                 f"model.base={base}", "model.tokenizer=null", "data.tokenization=sentencepiece_legacy"]) == 0
+    out = in_tiny_root / "tiny" / "from-llava"
+    saved = json.loads((out / "processor_config.json").read_text())
+    assert saved["tokenization"] == "sentencepiece_legacy"
+    config = json.loads((out / "config.json").read_text())
+    assert config["text_config"]["model_type"] == "llama" and config["text_config"]["vocab_size"] == 703 + 9

@@ -17,6 +17,7 @@ from llavidal_core.cli import main
 from llavidal_core.features import FeatureStore
 from llavidal_core.legacy_features import read_legacy_features
 from llavidal_core.testing.tiny_video import write_test_video
+from llavidal_core.video_ids import legacy_video_id, video_id_for
 from llavidal_video.sampling import segment_midpoint_indices
 from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
 
@@ -71,15 +72,54 @@ def test_usage_errors_exit_2(video_plugin, tiny_clip_dir, tmp_path, capsys):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     first = write_test_video(tmp_path / "a" / "clip.mp4", num_frames=3)
-    second = write_test_video(tmp_path / "b" / "clip.v2.avi", num_frames=3, codec="mpeg4")
-    assert extract(tmp_path, "--out", tmp_path / "out", "--model", tiny_clip_dir) == 2
+    second = write_test_video(tmp_path / "b" / "clip.avi", num_frames=3, codec="mpeg4")
+    assert extract(tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out", "--model", tiny_clip_dir) == 2
     message = capsys.readouterr().err
     assert "video id 'clip'" in message and str(first) in message and str(second) in message
+    assert "first dot" not in message
     assert not (tmp_path / "out").exists()
     assert extract(tmp_path / "missing.mp4", "--out", tmp_path / "out") == 2
     assert "no such file or folder" in capsys.readouterr().err
     assert extract(first, "--out", tmp_path / "out", "--preprocess", "reference", "--decoder", "pyav") == 2
     assert extract(first, "--out", tmp_path / "out", "--num-frames", 0) == 2
+
+
+TSU_CLIPS = ("P03/P03T01C05/clips/clip_1.mp4", "P04/P04T02C01/clips/clip_1.mp4")
+SMARTHOME_CLIP = "Makecoffee.Pourgrains_p18_r01_v13_c03.mp4"
+
+
+def test_ids_keep_folders_and_dots_and_resume(video_plugin, tiny_clip_dir, tmp_path, capsys):
+    data = tmp_path / "data"
+    for seed, name in enumerate((*TSU_CLIPS, SMARTHOME_CLIP)):
+        (data / name).parent.mkdir(parents=True, exist_ok=True)
+        write_test_video(data / name, num_frames=3, seed=seed)
+    out = tmp_path / "out"
+    options = ["--model", tiny_clip_dir, "--num-frames", 2, "--workers", 0]
+
+    assert extract(data, "--out", out, *options) == 0
+    assert "3 written, 0 already done, 0 failed" in capsys.readouterr().err
+    store = FeatureStore(out)
+    assert store.video_ids() == ["Makecoffee.Pourgrains_p18_r01_v13_c03", "P03/P03T01C05/clips/clip_1",
+                                 "P04/P04T02C01/clips/clip_1"]
+    assert (out / "P04" / "P04T02C01" / "clips" / "clip_1.safetensors").is_file()
+    assert not store.read("P03/P03T01C05/clips/clip_1", "video").equal(store.read("P04/P04T02C01/clips/clip_1", "video"))
+
+    before = {path: path.stat().st_mtime_ns for path in out.rglob("*.safetensors")}
+    (out / "P03" / "P03T01C05" / "clips" / "clip_1.safetensors").unlink()
+    listing = data / "all.txt"  # relative paths in a list at the data root: the same ids
+    listing.write_text("".join(f"{name}\n" for name in (*TSU_CLIPS, SMARTHOME_CLIP)))
+    assert extract(listing, "--out", out, *options) == 0
+    assert "1 written, 2 already done, 0 failed" in capsys.readouterr().err
+    after = {path: path.stat().st_mtime_ns for path in out.rglob("*.safetensors")}
+    assert sorted(after) == sorted(before)
+    assert all(after[path] == stamp for path, stamp in before.items() if "P03" not in path.parts)
+
+    assert extract(data / SMARTHOME_CLIP, "--out", tmp_path / "pkl", *options, "--format", "videochatgpt") == 0
+    assert [p.name for p in (tmp_path / "pkl").iterdir()] == ["Makecoffee.pkl"]  # the original's naming
+    assert extract(data, "--out", tmp_path / "pkl", *options, "--format", "videochatgpt") == 2
+    message = capsys.readouterr().err
+    assert "video id 'clip_1' (the original's .pkl naming" in message
+    assert all(str(data / name) in message for name in TSU_CLIPS)
 
 
 def test_path_lists_and_sharding(video_plugin, tiny_clip_dir, clip_folder, tmp_path, monkeypatch, capsys):
@@ -104,7 +144,7 @@ def test_videochatgpt_pkl_is_the_originals_output(video_plugin, tiny_clip_dir, v
                    "--format", "videochatgpt", "--workers", 1) == 0
     assert sorted(p.name for p in out.iterdir()) == ["nasa_13013.pkl", "ntu_sample.pkl", "video_0.pkl"]
     for name in SHARED_DATA_VIDEOS:
-        ours = read_legacy_features(out / f"{name.split('.')[0]}.pkl")
+        ours = read_legacy_features(out / f"{legacy_video_id(name)}.pkl")
         original = original_features[name][0]
         assert ours.dtype == np.float16 and ours.shape == original.shape == (356, 32)
         step = np.spacing(np.abs(original).astype(np.float16))  # one float16 rounding step
@@ -155,7 +195,7 @@ def test_torchrun_two_processes_write_every_video_once(tiny_clip_dir, clip_folde
                "--device", "cpu"]
     result = subprocess.run(command, env=_cli_env(), capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert sorted(outputs(out)) == sorted(f"{p.name.split('.')[0]}.safetensors" for p in clips.iterdir())
+    assert sorted(outputs(out)) == sorted(f"{video_id_for(p)}.safetensors" for p in clips.iterdir())
     assert "[rank 0/2]: 3 written" in result.stderr and "[rank 1/2]: 3 written" in result.stderr
 
     # rank 1 fails at once (its other video is done, corrupted.mp4 fails) while rank 0 has two long videos to do:

@@ -2,8 +2,10 @@
 
 Inputs are skeleton files (``.skeleton``, ``.npy``, ``.npz``), folders (searched recursively for them) or
 text files listing paths (one per line, ``#`` comments; relative paths are taken from the list's folder).
-The id of each output is the input's file name up to its first dot, so ``S001C001P001R001A001.skeleton``
-becomes ``DIR/S001C001P001R001A001.safetensors`` with the tensor ``pose``. Behaviour:
+The id of each output is the input's path under the folder (or list) it came from, without its last
+suffix (`llavidal_core.video_ids`; a file given by itself: its name), so ``S001C001P001R001A001.skeleton``
+becomes ``DIR/S001C001P001R001A001.safetensors`` with the tensor ``pose`` and ``nested/S001.skeleton.npy``
+found in a folder becomes ``DIR/nested/S001.skeleton.safetensors``. Behaviour:
 
 - a file that cannot be read or encoded is appended to ``DIR/errors.jsonl`` as ``{"path", "error"}`` and
   skipped; the exit code is then 3 (0 when every file was written or already done);
@@ -31,6 +33,7 @@ from llavidal_core.errors import LlavidalError
 from llavidal_core.extraction import (
     ExitAgreement,
     ExtractionUsageError,
+    InputFile,
     choose_device,
     collect_inputs,
     distributed_slot,
@@ -52,8 +55,9 @@ def is_skeleton_path(path: Path) -> bool:
     return path.suffix.lower() in SKELETON_SUFFIXES
 
 
-def collect_skeletons(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Skeleton files, folders searched for them and path lists, sorted (see `collect_inputs`)."""
+def collect_skeletons(inputs: Iterable[str | os.PathLike]) -> list[InputFile]:
+    """Skeleton files, folders searched for them and path lists, sorted, each with the root of its id
+    (see `collect_inputs`)."""
     return collect_inputs(inputs, is_skeleton_path)
 
 

@@ -97,7 +97,7 @@ def run_classify(args) -> int:
     from llavidal_pose.zero_shot import PoseCLIP
 
     try:
-        paths = collect_skeletons(args.inputs)
+        paths = [found.path for found in collect_skeletons(args.inputs)]
     except ExtractionUsageError as exc:
         return _usage_error(str(exc))
     if not paths:
@@ -140,7 +140,7 @@ def run_manifest(args) -> int:
     from llavidal_pose.ntu import read_name_list, write_manifests
 
     try:
-        paths = collect_skeletons(args.inputs)
+        paths = [found.path for found in collect_skeletons(args.inputs)]
         if not paths:
             raise ExtractionUsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
         skip = frozenset(read_name_list(args.skip)) if args.skip else frozenset()

@@ -11,8 +11,10 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = (
         "Extract the video cue's CLIP features. INPUT is a video file, a folder (searched recursively for "
         "video files) or a text file listing paths, one per line (relative ones are taken from the list's "
-        "folder). Each video is written as OUT/<video_id>.safetensors (tensor 'video'), or OUT/<video_id>.pkl "
-        "with --format videochatgpt; videos already done are skipped. Videos that cannot be decoded are "
+        "folder). Each video is written as OUT/<video_id>.safetensors (tensor 'video'), its id being its path "
+        "under the folder or list it came from without the suffix (a/b/clip_1.mp4 -> OUT/a/b/clip_1.safetensors; "
+        "a file given alone: its name), or as OUT/<name up to its first dot>.pkl with --format videochatgpt, "
+        "as the original names them; videos already done are skipped. Videos that cannot be decoded are "
         "listed in OUT/errors.jsonl. Exit code: 0 all done, 3 some failed (the rest were written), "
         "2 usage error. Under torchrun, RANK/WORLD_SIZE split the sorted inputs between processes."
     )

@@ -1,11 +1,14 @@
 """The work of ``llavidal extract video``: inputs → sharded, resumable, batched feature extraction.
 
-Flow: expand the inputs (files, folders, lists of paths) into a sorted list of videos, refuse two videos
-with one id, keep this process's shard (``RANK``/``WORLD_SIZE``, set by torchrun), drop the videos already
-written, then decode in DataLoader workers while the encoder runs in the main process. Each video's
-features are written atomically as soon as they exist, so a killed run loses at most the videos in flight
-and a rerun picks up the rest. Videos that cannot be decoded go to ``OUT/errors.jsonl``. Under torchrun the ranks
-wait for each other at the end (a gloo group, `ExitAgreement`) and all exit with the worst code.
+Flow: expand the inputs (files, folders, lists of paths) into a sorted list of videos, each with its id
+(`llavidal_core.extraction`: its path under the folder or list it came from, without the suffix; with
+``--format videochatgpt`` the original's name up to the first dot, as its ``<id>.pkl`` files are named),
+refuse two videos with one id, keep this process's shard (``RANK``/``WORLD_SIZE``, set by torchrun), drop
+the videos already written, then decode in DataLoader workers while the encoder runs in the main process.
+Each video's features are written atomically as soon as they exist, so a killed run loses at most the
+videos in flight and a rerun picks up the rest. Videos that cannot be decoded go to ``OUT/errors.jsonl``.
+Under torchrun the ranks wait for each other at the end (a gloo group, `ExitAgreement`) and all exit with
+the worst code.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from llavidal_core.extraction import (
     EXIT_OK,
     ExitAgreement,
     ExtractionUsageError,
+    InputFile,
     choose_device,
     collect_inputs,
     distributed_slot,
@@ -48,8 +52,9 @@ class DecodeFailure:
     reason: str
 
 
-def collect_videos(inputs: list[str]) -> list[Path]:
-    """Video files, folders searched for video extensions and path lists, sorted (see `collect_inputs`)."""
+def collect_videos(inputs: list[str]) -> list[InputFile]:
+    """Video files, folders searched for video extensions and path lists, sorted, each with the root of its
+    id (see `collect_inputs`)."""
     return collect_inputs(inputs, is_video_path)
 
 
@@ -121,7 +126,7 @@ def run_extraction(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     _check_arguments(args)
     rank, world_size, local_rank = distributed_slot()
-    by_id = index_by_video_id(collect_videos(args.inputs))
+    by_id = index_by_video_id(collect_videos(args.inputs), legacy=args.format == "videochatgpt")
     if not by_id:
         raise ExtractionUsageError(f"no video files found in {' '.join(args.inputs)}")
     writer = FeatureWriter(Path(args.out), args.format)

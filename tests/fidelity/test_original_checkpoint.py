@@ -1,0 +1,63 @@
+"""The original's base + projection file, converted, give the original model's logits (values from its own code)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+DATA = Path(__file__).parent / "data"
+BASE = DATA / "llava_lightening_tiny"
+
+
+def deterministic_video_features() -> torch.Tensor:
+    """The features make_original_expected.py gave the original model: (356, 1024) float16, no RNG involved."""
+    return (torch.sin(torch.arange(356 * 1024, dtype=torch.float32) * 0.37) * 0.5).reshape(356, 1024).half()
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    from llavidal_core.cli import main
+
+    out = tmp_path_factory.mktemp("converted") / "llavidal"
+    assert main(["convert", "legacy", "--base", str(BASE), "--projection", str(DATA / "llavidal_weights.bin"),
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_the_llava_base_is_read_as_the_llama_it_wraps():
+    from llavidal_core.base_models import load_base_language_model
+
+    config = json.loads((BASE / "config.json").read_text())
+    assert config["model_type"] == "llava" and not list(BASE.glob("tokenizer.json"))
+    model = load_base_language_model(BASE)
+    assert type(model).__name__ == "LlamaForCausalLM"
+    assert model.get_input_embeddings().weight.shape[0] == config["vocab_size"]
+
+
+def test_converted_model_gives_the_original_models_logits(converted):
+    from transformers import AutoModelForCausalLM, AutoProcessor  # noqa: F401 (Auto classes registered below)
+
+    import llavidal_core.modeling  # noqa: F401
+    from llavidal_core.processing import LlavidalProcessor
+
+    with safe_open(DATA / "expected_logits.safetensors", framework="pt") as reader:
+        expected = {key: reader.get_tensor(key) for key in reader.keys()}
+        metadata = reader.metadata()
+    processor = LlavidalProcessor.from_pretrained(converted)
+    assert processor.tokenization == "sentencepiece_legacy"
+    encoded = processor.encode([{"from": "human", "value": metadata["question"] + "\n<video>"}], {"video": 356},
+                               add_generation_prompt=True)
+    assert encoded.input_ids == expected["input_ids"].tolist()
+
+    model = AutoModelForCausalLM.from_pretrained(converted, dtype=torch.float32).eval()
+    with torch.no_grad():
+        logits = model(input_ids=expected["input_ids"][None],
+                       cue_features={"video": deterministic_video_features()[None]}).logits[0]
+    base_vocab = int(metadata["base_vocab_size"])
+    ours = logits[expected["text_positions"], :base_vocab]
+    torch.testing.assert_close(ours, expected["logits"], rtol=1e-5, atol=1e-5)
+    assert ours.argmax(-1).tolist() == expected["logits"].argmax(-1).tolist()
