@@ -7,11 +7,13 @@ image tokens (32003 rows), their checkpoint holds LLaVA's image projector ``mode
 LLaMA weights, and their tokenizer is often only a SentencePiece ``tokenizer.model``. transformers knows
 ``llava`` as its own, different, vision-language class, so ``AutoModelForCausalLM`` refuses such a folder.
 
-`load_base_language_model` reads those configs as the LLaMA they wrap: the ``mm_*`` keys are dropped, the
+`load_base_language_model` reads those configs as the LLaMA they wrap: the ``mm_*`` keys are dropped and the
 LLaMA weights load as a ``LlamaForCausalLM`` (``.bin`` shards with ``weights_only=True``, as transformers
-loads them), and ``model.mm_projector.*`` is not loaded into the LM: it maps CLIP features of *images* and
-the original replaces it before use (LLAVIDAL's inference builds a fresh ``mm_projector`` and loads the
-projection file's; ``llavidal convert legacy`` takes the projection file's as well). Every other folder or
+loads them). LLaVA's ``model.mm_projector.*`` (CLIP-L/14 features to the LM, trained on images) is not part
+of the LM; it is handled as the original handles it: training starts the video cue's projector from it
+(`llava_image_projector`; the original builds ``mm_projector`` from the base's config and loads it with the
+base's weights), while inference and ``llavidal convert legacy`` replace it with the projection file's video
+projector (the original's ``initialize_model`` builds a fresh one and loads that file). Every other folder or
 Hub id goes to ``AutoModelForCausalLM`` unchanged. SentencePiece-only tokenizers load through
 ``AutoTokenizer`` (llavidal-core depends on ``sentencepiece`` and ``protobuf`` for that).
 """
@@ -96,3 +98,26 @@ def load_base_language_model(source: str | os.PathLike, **kwargs: Any):
         logger.warning("%s: %d tensors are neither LLaMA weights nor LLaVA's mm_projector and were not loaded: %s",
                        source, len(unexpected), ", ".join(unexpected[:4]))
     return model
+
+
+LLAVA_PROJECTOR_KEYS = ("model.mm_projector.weight", "model.mm_projector.bias")
+
+
+def llava_image_projector(source: str | os.PathLike, **hub_kwargs: Any) -> dict[str, Any] | None:
+    """``{"weight", "bias"}`` of LLaVA's ``model.mm_projector`` in a LLaVA-style base, else None.
+
+    Read from the folder the base's weights were loaded from (a local folder or its Hub cache snapshot).
+    """
+    from transformers.utils import cached_file
+
+    from llavidal_core.conversion.checkpoints import CheckpointReader
+
+    config = read_config_dict(source, **hub_kwargs)
+    if config is None or not is_llava_style_config(config):
+        return None
+    config_file = cached_file(str(source), "config.json",
+                              **{key: value for key, value in hub_kwargs.items() if key in HUB_KWARGS})
+    reader = CheckpointReader(Path(config_file).parent)
+    if not all(key in reader.weight_map for key in LLAVA_PROJECTOR_KEYS):
+        return None
+    return {key.rsplit(".", 1)[1]: reader.get(key) for key in LLAVA_PROJECTOR_KEYS}

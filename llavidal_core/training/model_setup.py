@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -24,6 +25,7 @@ from llavidal_core.plugins import get_plugin_manager
 from llavidal_core.seed_cues import LLAVIDAL_CUES
 from llavidal_core.training.recipe import CueSection, ModelSection, RecipeError, TrainSection
 
+logger = logging.getLogger(__name__)
 SEED_CUES = {spec.name: spec for spec in LLAVIDAL_CUES}
 
 
@@ -94,10 +96,36 @@ def build_model(model: ModelSection, cues: Sequence[CueSpec], processor: Any):
         language_model = load_base_language_model(model.base, dtype=dtype, **kwargs)
     else:
         language_model = AutoModelForCausalLM.from_config(base_config(model), dtype=dtype, **kwargs)
-    return LlavidalForConditionalGeneration.from_language_model(
+    fused = LlavidalForConditionalGeneration.from_language_model(
         language_model, cues, processor.cue_token_ids, use_start_end=processor.use_start_end,
         base_model_name_or_path=model.base,
     )
+    if model.base is not None:
+        start_video_projector_from_llava(fused, model.base)
+    return fused
+
+
+def start_video_projector_from_llava(fused: Any, base: str) -> bool:
+    """Copy a LLaVA-style base's ``model.mm_projector`` into the ``video`` cue's projector, as the original's
+    training starts from it (`llavidal_core.base_models`); only when that projector is one ``nn.Linear`` of
+    the same shape. Returns whether it was copied."""
+    import torch
+
+    from llavidal_core.base_models import llava_image_projector
+
+    state = llava_image_projector(base)
+    projector = fused.projectors["video"] if "video" in fused.projectors else None
+    if state is None or not isinstance(projector, torch.nn.Linear):
+        return False
+    if tuple(state["weight"].shape) != tuple(projector.weight.shape):
+        logger.info("%s: LLaVA's mm_projector is %s, the video projector %s: the video projector starts fresh",
+                    base, tuple(state["weight"].shape), tuple(projector.weight.shape))
+        return False
+    with torch.no_grad():
+        projector.weight.copy_(state["weight"])
+        projector.bias.copy_(state["bias"])
+    logger.info("%s: the video projector starts from LLaVA's mm_projector, as in the original", base)
+    return True
 
 
 def base_config(model: ModelSection):

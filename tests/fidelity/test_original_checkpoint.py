@@ -61,3 +61,27 @@ def test_converted_model_gives_the_original_models_logits(converted):
     ours = logits[expected["text_positions"], :base_vocab]
     torch.testing.assert_close(ours, expected["logits"], rtol=1e-5, atol=1e-5)
     assert ours.argmax(-1).tolist() == expected["logits"].argmax(-1).tolist()
+
+
+def test_training_starts_the_video_projector_from_llavas_as_the_original_does():
+    import torch
+
+    from llavidal_core.processing import LlavidalProcessor
+    from llavidal_core.seed_cues import LLAVIDAL_CUES, VIDEO
+    from llavidal_core.training import model_setup
+    from llavidal_core.training.recipe import ModelSection
+
+    section = ModelSection(base=str(BASE))
+    processor = LlavidalProcessor(model_setup.load_tokenizer(section), LLAVIDAL_CUES,
+                                  tokenization="sentencepiece_legacy")
+    model = model_setup.build_model(section, LLAVIDAL_CUES, processor)
+    reader = torch.load(BASE / "pytorch_model-00001-of-00002.bin", weights_only=True) | torch.load(
+        BASE / "pytorch_model-00002-of-00002.bin", weights_only=True)
+    assert torch.equal(model.projectors["video"].weight, reader["model.mm_projector.weight"].float())
+    assert torch.equal(model.projectors["video"].bias, reader["model.mm_projector.bias"].float())
+    assert not torch.equal(model.projectors["pose"].weight[:, :8], reader["model.mm_projector.weight"][:, :8].float())
+
+    other_width = [VIDEO.__class__.from_dict(VIDEO.to_dict() | {"feature_dim": 512})]
+    small = LlavidalProcessor(model_setup.load_tokenizer(section), other_width)
+    assert not model_setup.start_video_projector_from_llava(
+        model_setup.build_model(section, other_width, small), str(BASE))
