@@ -182,13 +182,14 @@ def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -
     from llavidal_video.encoder import VideoCueEncoder
 
     videos = sorted((world / "videos").glob("*.mp4"))
-    todo = [v for v in videos if not store.has(video_id_for(v), "video")]
+    todo = [v for v in videos if not store.has(video_id_for(v, world / "videos"), "video")]
     if not todo:
         return
     encoder = VideoCueEncoder.from_pretrained(str(clip), num_frames=config.video_frames, sampling="uniform",
                                               pool="spatial", pool_stride=config.video_pool_stride)
     for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video"):
-        store.write(video_id_for(path), "video", encoder.encode([path])[0], {"encoder": "random tiny CLIP, demo"})
+        store.write(video_id_for(path, world / "videos"), "video", encoder.encode([path])[0],
+                    {"encoder": "random tiny CLIP, demo"})
 
 
 def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) -> None:
@@ -201,7 +202,7 @@ def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) 
     from llavidal_object.pipeline import ObjectOptions, extract_objects
 
     videos = sorted((world / "videos").glob("*.mp4"))
-    todo = [v for v in videos if not store.has(video_id_for(v), "object")]
+    todo = [v for v in videos if not store.has(video_id_for(v, world / "videos"), "object")]
     if not todo:
         return
     with quiet_transformers():  # the vision half of a full CLIP folder: its text weights are expected extras
@@ -209,11 +210,12 @@ def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) 
                                 CLIPImageProcessor.from_pretrained(clip))
     options = ObjectOptions(min_track_length=2, max_objects=3)
     for path in tqdm(todo, desc="object features (ground-truth boxes, random tiny CLIP)", unit="video"):
-        tracks = json.loads((world / "objects" / f"{video_id_for(path)}.json").read_text())
+        video_id = video_id_for(path, world / "videos")
+        tracks = json.loads((world / "objects" / f"{video_id}.json").read_text())
         frames = read_video_frames(path, num_frames=config.world.frames_per_action * config.world.actions_per_video)
         result = extract_objects(frames, detector=GroundTruthDetector(tracks), crop_encoder=crops,
                                  tags=sorted({t["label"] for t in tracks}), options=options)
-        store.write(video_id_for(path), "object", result.features,
+        store.write(video_id, "object", result.features,
                     {"boxes": "ground truth of the miniature world (stands in for BLIP-2 + OWLv2)",
                      "trajectories": json.dumps(result.trajectories())})
 
@@ -226,7 +228,7 @@ def extract_pose_features(world: Path, store_dir: Path, models: Path, config: De
     from llavidal_pose.training import TrainConfig, train_poseclip
 
     store = FeatureStore(store_dir)
-    if all(store.has(video_id_for(p), "pose") for p in (world / "videos").glob("*.mp4")):
+    if all(store.has(video_id_for(p, world / "videos"), "pose") for p in (world / "videos").glob("*.mp4")):
         return
     motions = sorted({action.motion for action in WORLD_ACTIONS})
     poseclip = models / "poseclip"

@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -19,18 +20,21 @@ SMALL = DemoConfig(world=WorldConfig(num_performers=3, videos_per_performer=3, h
 
 
 @pytest.mark.slow
-def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins):
-    summary = run_demo(tmp_path, SMALL)
+def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as `make demo` gives it
+    out = Path("llavidal-demo")
+    summary = run_demo(out, SMALL)
     assert list(summary["cue_sets"]) == ["video", "video+pose", "video+object", "video+pose+object"]
     for result in summary["cue_sets"].values():
         assert result["n"] == 3 * 2 and 0.0 <= result["ci95"][0] <= result["accuracy"] <= result["ci95"][1] <= 1.0
         assert set(result["by_category"]) <= {"pose-twin", "object-twin", "other"}
-    written = json.loads((tmp_path / "results.json").read_text())
+    assert not list(out.rglob("llavidal-demo")), "video ids must not carry the output folder"
+    written = json.loads((out / "results.json").read_text())
     assert written["cue_sets"] == summary["cue_sets"] and written["sample_conversation"][0]["turns"]
-    runs = next(tmp_path.glob("runs-*"))
+    runs = next(out.glob("runs-*"))
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")}
     assert len(stamps) == len(CUE_SETS) and {p.parent.name for p in stamps} == {cue_set_name(c) for c in CUE_SETS}
-    assert run_demo(tmp_path, SMALL)["cue_sets"] == summary["cue_sets"]  # evaluated again, nothing retrained
+    assert run_demo(out, SMALL)["cue_sets"] == summary["cue_sets"]  # evaluated again, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == stamps
 
 
