@@ -16,7 +16,8 @@ from typing import Sequence
 
 from llavidal_core import __version__
 from llavidal_core.errors import LlavidalError
-from llavidal_core.plugins import CommandRegistration, PluginLoadWarning, get_plugin_manager
+from llavidal_core.plugins import CommandRegistration, PluginLoadWarning, describe_exception, get_plugin_manager
+from llavidal_core.stdout_lines import silence_stdout
 
 DEBUG_ENV = "LLAVIDAL_DEBUG"
 
@@ -50,30 +51,41 @@ def _add_plugins_command(subparsers) -> None:
     parser.set_defaults(run=run_plugins_command)
 
 
-def _add_plugin_commands(subparsers, commands: list[CommandRegistration]) -> None:
+def _add_plugin_commands(subparsers, commands: list[CommandRegistration], manager) -> None:
+    """Add each command at its word path; one whose ``add_arguments`` fails is left out and reported."""
     groups: dict[tuple[str, ...], object] = {(): subparsers}
-    leaves: set[tuple[str, ...]] = set()
     for command in sorted(commands, key=lambda c: c.path):
+        arguments = _plugin_arguments(command, manager)
+        if arguments is None:
+            continue
         for depth in range(1, len(command.path)):
             prefix = command.path[:depth]
-            if prefix in leaves:
-                raise LlavidalError(f"command {' '.join(command.path)!r} nests under the command {' '.join(prefix)!r}")
             if prefix not in groups:
                 group_parser = groups[prefix[:-1]].add_parser(prefix[-1], help=f"{prefix[-1]} commands")
                 groups[prefix] = group_parser.add_subparsers(title="commands", metavar="COMMAND")
                 group_parser.set_defaults(run=None, usage_parser=group_parser)
-        if command.path in groups:
-            raise LlavidalError(f"command {' '.join(command.path)!r} is also a command group")
         leaf = groups[command.path[:-1]].add_parser(
-            command.path[-1], help=command.help, description=command.help
+            command.path[-1], help=command.help, description=command.help, parents=[arguments], add_help=False
         )
-        if command.add_arguments is not None:
-            command.add_arguments(leaf)
         leaf.set_defaults(run=command.run, usage_parser=leaf)
-        leaves.add(command.path)
+
+
+def _plugin_arguments(command: CommandRegistration, manager) -> argparse.ArgumentParser | None:
+    """A parser holding ``-h`` and the command's own arguments, or None (reported) if ``add_arguments`` fails."""
+    arguments = argparse.ArgumentParser()
+    if command.add_arguments is None:
+        return arguments
+    try:
+        command.add_arguments(arguments)
+    except BaseException as exc:  # noqa: BLE001 - part of loading plugins: a plugin can only break itself
+        manager.report_failure(command.source, f"add_arguments of the command {' '.join(command.path)!r} raised "
+                                               f"{describe_exception(exc)}; the command is left out")
+        return None
+    return arguments
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``llavidal`` parser: ``plugins`` plus every registered command (plugin failures are only reported)."""
     parser = argparse.ArgumentParser(
         prog="llavidal",
         description="llavidal: video language models of activities of daily living.",
@@ -82,12 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(run=None, usage_parser=parser)
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_plugins_command(subparsers)
-    try:
-        commands = list(get_plugin_manager().commands().values())
-    except LlavidalError as exc:  # keep `llavidal plugins` usable to diagnose the conflict
-        print(f"llavidal: warning: plugin commands are unavailable: {exc}", file=sys.stderr)
-        commands = []
-    _add_plugin_commands(subparsers, [c for c in commands if c.path != ("plugins",)])
+    manager = get_plugin_manager()
+    _add_plugin_commands(subparsers, list(manager.commands().values()), manager)
     return parser
 
 
@@ -105,6 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("llavidal: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of stdout went away (`llavidal ... | head -1`): not an error
+        silence_stdout()
+        return 0
     except (LlavidalError, OSError, ValueError) as exc:
         if debug:
             raise

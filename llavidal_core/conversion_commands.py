@@ -20,12 +20,14 @@ def add_legacy_arguments(parser) -> None:
     parser.add_argument("--tokenization", choices=("sentencepiece_legacy", "native"), default="sentencepiece_legacy",
                         help="sentencepiece_legacy (default): the token ids the original trained and evaluated "
                              "with (transformers 4.x's slow LLaMA tokenizer); native: the tokenizer as it is now")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder whole")
 
 
 def run_legacy(args) -> int:
     from llavidal_core.conversion.legacy import convert_legacy
 
-    print(convert_legacy(args.base, args.projection, args.out, tokenization=args.tokenization).summary())
+    print(convert_legacy(args.base, args.projection, args.out, tokenization=args.tokenization,
+                         overwrite=args.overwrite).summary())
     return 0
 
 
@@ -33,12 +35,13 @@ def add_apply_delta_arguments(parser) -> None:
     parser.add_argument("--base", required=True, help="the base weights (e.g. LLaMA-7B): a folder or Hub repo id")
     parser.add_argument("--delta", required=True, help="the delta weights: a folder or Hub repo id")
     parser.add_argument("--out", required=True, type=Path, help="folder to write base + delta to")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out folder whole")
 
 
 def run_apply_delta(args) -> int:
     from llavidal_core.conversion.delta import apply_delta
 
-    print(apply_delta(args.base, args.delta, args.out).summary())
+    print(apply_delta(args.base, args.delta, args.out, overwrite=args.overwrite).summary())
     return 0
 
 

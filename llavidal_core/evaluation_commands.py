@@ -98,7 +98,9 @@ def run_check(path: Path, videos: Path | None, prompts: bool) -> int:
         print(f"llavidal: error: {videos}: no such videos folder", file=sys.stderr)
         return 2
     if prompts:
-        sys.stdout.write("".join(json.dumps(record) + "\n" for record in prompt_records(loaded)))
+        from llavidal_core.stdout_lines import print_lines
+
+        print_lines(json.dumps(record) for record in prompt_records(loaded))
     else:
         print(json.dumps(check_summary(loaded, videos), indent=2))
     return 0
@@ -135,6 +137,9 @@ def run(args: argparse.Namespace) -> int:
     print(report["markdown"] or "no question had features for this model's cues")
     for task, count in report["skipped_missing_features"].items():
         print(f"{task}: {count} questions skipped (no features for their video)", file=sys.stderr)
+    for task, count in report.get("no_answer", {}).items():
+        if count and task != "overall":
+            print(f"{task}: {count} answers name no choice (no answer, counted wrong)", file=sys.stderr)
     if args.out:
         atomic_write_bytes(args.out, json.dumps(report, indent=2).encode("utf-8"))
     if args.predictions:

@@ -10,7 +10,13 @@
   with one id are a usage error naming both. ``--format videochatgpt`` (the original's ``<id>.pkl``) names
   outputs the original's way instead, the file name up to its first dot.
 - ``RANK``/``WORLD_SIZE`` (as torchrun sets them) give each process every ``WORLD_SIZE``-th input.
-- An input that cannot be read is one JSON line in ``OUT/errors.jsonl``; the others are written.
+- An input that cannot be read, or whose features cannot be stored (NaN or inf in them, a feature file of
+  another format in the way), is one JSON line in ``OUT/errors.jsonl``; the others are written. A failed
+  input is retried on every rerun, but its line is written once per (path, error, llavidal version): reruns
+  that fail the same way add nothing (`record_failure`).
+- A corrupt feature file already in ``OUT`` counts as not done; its video is extracted again and the file
+  replaced (with a warning naming it).
+- At the start of a run, temp files in ``OUT`` left by killed writers are removed (`prepare_output_folder`).
 - Exit codes: 0 all written (or already there), 3 some failed, 2 usage error.
 
 torch is imported only by the functions that need it, so command modules can import this one freely.
@@ -18,7 +24,9 @@ torch is imported only by the functions that need it, so command modules can imp
 
 from __future__ import annotations
 
+import fcntl
 import json
+import logging
 import os
 import sys
 import time
@@ -26,6 +34,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from llavidal_core import __version__
+from llavidal_core.atomic_files import remove_stale_temp_files
 from llavidal_core.errors import LlavidalError
 from llavidal_core.video_ids import legacy_video_id, video_id_for
 
@@ -34,6 +44,8 @@ EXIT_USAGE = 2
 EXIT_SOME_FAILED = 3
 ERRORS_FILE = "errors.jsonl"
 PATH_LIST_SUFFIXES = (".txt", ".lst", ".list")
+
+logger = logging.getLogger(__name__)
 
 
 class ExtractionUsageError(LlavidalError):
@@ -171,15 +183,80 @@ def has_cue(store, video_id: str, cue: str) -> bool:
         return False
 
 
-def record_failure(out: Path, path: str, video_id: str, reason: str, rank: int) -> None:
-    """Append one JSON line to ``OUT/errors.jsonl`` (one ``write`` on an O_APPEND file: ranks may share it)."""
-    line = json.dumps({"path": path, "video_id": video_id, "error": reason, "rank": rank,
-                       "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}) + "\n"
-    descriptor = os.open(Path(out) / ERRORS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, line.encode("utf-8"))
-    finally:
-        os.close(descriptor)
+def prepare_output_folder(out: str | os.PathLike) -> Path:
+    """Create ``OUT`` if missing and remove the temp files under it whose writers are gone: last modified before
+    this call and locked by no process (`llavidal_core.atomic_files.remove_stale_temp_files`), so the temp
+    files of other ranks still writing are kept. Returns ``OUT``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out, before=time.time())
+    return out
+
+
+def record_failure(out: Path, path: str, video_id: str, reason: str, rank: int) -> bool:
+    """Append one JSON line to ``OUT/errors.jsonl`` unless the file already has one for this (``path``,
+    ``reason``, llavidal version); return whether it appended.
+
+    The check and the append happen under an exclusive ``flock`` on the log, so ranks may share it; lines
+    already read are remembered, so a run with many failures reads the log once.
+    """
+    record = {"path": path, "video_id": video_id, "error": reason, "rank": rank, "llavidal_version": __version__,
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    errors_path = Path(out) / ERRORS_FILE
+    with open(errors_path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        known = _known_failures(errors_path, handle)
+        key = _failure_key(record)
+        if key in known.keys:
+            return False
+        handle.write(_line_start(handle) + json.dumps(record).encode("utf-8") + b"\n")
+        handle.flush()
+        known.keys.add(key)
+        known.offset = handle.tell()
+    return True
+
+
+@dataclass
+class _KnownFailures:
+    """The (path, error, version) keys of an errors log, read up to ``offset``."""
+
+    offset: int
+    keys: set
+
+
+_KNOWN_FAILURES: dict[Path, _KnownFailures] = {}
+
+
+def _line_start(handle) -> bytes:
+    """A newline when the log ends in a line a killed writer left unfinished, so the next record starts afresh."""
+    size = os.fstat(handle.fileno()).st_size
+    if size == 0:
+        return b""
+    handle.seek(size - 1)
+    return b"" if handle.read(1) == b"\n" else b"\n"
+
+
+def _failure_key(record: dict) -> tuple:
+    return record.get("path"), record.get("error"), record.get("llavidal_version")
+
+
+def _known_failures(errors_path: Path, handle) -> _KnownFailures:
+    """The keys in the log open (and locked) as ``handle``, reading only what was appended since last time."""
+    size = os.fstat(handle.fileno()).st_size
+    known = _KNOWN_FAILURES.get(errors_path.resolve())
+    if known is None or known.offset > size:  # first look, or the log was replaced or cut
+        known = _KNOWN_FAILURES[errors_path.resolve()] = _KnownFailures(0, set())
+    handle.seek(known.offset)
+    for line in handle.read(size - known.offset).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            logger.warning("%s: a line that is not JSON (%.60r) is ignored", errors_path, line)
+            continue
+        if isinstance(record, dict):
+            known.keys.add(_failure_key(record))
+    known.offset = size
+    return known
 
 
 def report_summary(prefix: str, written: int, skipped: int, failed: int, out: Path) -> int:

@@ -1,6 +1,11 @@
 """Built-in ``llavidal features ...`` commands (registered through the commands hook): list a feature
 store, and import or export the original code's ``.pkl`` features.
 
+``features list`` prints one JSON line per video, from the files' headers (the tensors are not read). A
+file whose header cannot be read is one line ``{"video_id", "path", "error"}`` in the same stream and the
+listing goes on; the exit code is then 1, with a count on stderr. A reader that closes stdout early
+(``| head -1``) ends the listing quietly, exit code 0.
+
 The feature modules import torch, so they are imported inside the commands, never here.
 """
 
@@ -9,10 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from llavidal_core.errors import FeatureStoreError
 from llavidal_core.hookspecs import hookimpl
+from llavidal_core.stdout_lines import print_lines
 
 
 def add_list_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,20 +28,48 @@ def add_list_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    """Print one JSON object per video: its id and each cue's shape and dtype."""
+    """Print one JSON object per video: its id and each cue's shape and dtype, or the error reading its file
+    (module docstring); exit code 1 when a file could not be read."""
     from llavidal_core.features import FeatureStore
 
     store = FeatureStore(args.store_dir, create=False)
-    for video_id in store.video_ids():
-        if args.cue and not store.has(video_id, args.cue):
-            continue
-        cues = [args.cue] if args.cue else store.cues(video_id)
-        described = {}
-        for cue in cues:
-            metadata = store.metadata(video_id, cue)
-            described[cue] = {"shape": json.loads(metadata["shape"]), "dtype": metadata["dtype"]}
-        print(json.dumps({"video_id": video_id, "cues": described}))
+    unreadable: list[str] = []
+    if not print_lines(_listing_lines(store, args.cue, unreadable)):
+        return 0
+    if unreadable:
+        print(f"llavidal features list: {len(unreadable)} feature file(s) could not be read (their lines hold "
+              "an \"error\")", file=sys.stderr)
+        return 1
     return 0
+
+
+def _listing_lines(store, cue: str | None, unreadable: list[str]) -> Iterator[str]:
+    """One JSON line per video of ``store`` (with ``cue``: per video holding it); the id of each video whose
+    file cannot be read is added to ``unreadable`` and its line holds the error."""
+    for video_id in store.video_ids():
+        try:
+            described = _describe_cues(store, video_id, cue)
+        except FeatureStoreError as exc:
+            error = str(exc)
+        except (KeyError, ValueError) as exc:
+            error = f"{store.path_for(video_id)}: a cue's shape or dtype is missing from the header ({exc!r})"
+        else:
+            if described is not None:
+                yield json.dumps({"video_id": video_id, "cues": described})
+            continue
+        unreadable.append(video_id)
+        yield json.dumps({"video_id": video_id, "path": str(store.path_for(video_id)), "error": error})
+
+
+def _describe_cues(store, video_id: str, cue: str | None) -> dict | None:
+    """``{cue: {"shape", "dtype"}}`` from the file's header; None when ``cue`` is asked for and not there."""
+    if cue and not store.has(video_id, cue):
+        return None
+    described = {}
+    for name in [cue] if cue else store.cues(video_id):
+        metadata = store.metadata(video_id, name)
+        described[name] = {"shape": json.loads(metadata["shape"]), "dtype": metadata["dtype"]}
+    return described
 
 
 def add_transfer_arguments(parser: argparse.ArgumentParser, source_help: str, out_help: str) -> None:
@@ -76,7 +111,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def _print_report(report, done: str, skip_reason: str) -> int:
     """One summary line on stdout, each failure on stderr; exit code 1 if anything failed."""
-    print(f"{done} ({len(report.skipped)} skipped: {skip_reason}; {len(report.failed)} failed)")
+    print_lines([f"{done} ({len(report.skipped)} skipped: {skip_reason}; {len(report.failed)} failed)"])
     for path, error in report.failed:
         where = "" if error.startswith(path) else f"{path}: "
         print(f"failed: {where}{error}", file=sys.stderr)

@@ -4,6 +4,11 @@ Every hook hands the plugin a `register` callback, as simonw/llm does; a plugin 
 provides. Implement them with `@llavidal_core.hookimpl` in the module named by your
 `[project.entry-points.llavidal]` entry. Keep the module light: import torch and your models inside the
 factories you register, never at module level, so that `llavidal plugins` stays fast.
+
+A plugin can only break itself: if importing it or calling one of its hooks raises anything (``sys.exit()``
+and ``KeyboardInterrupt`` included), or a ``register`` call is malformed, it is reported by
+``llavidal plugins --errors`` and the rest load. A name the core already provides (the ``train`` command,
+the ``linear`` projector, ...) stays the core's; a name two plugins register goes to neither.
 """
 
 import pluggy
@@ -39,7 +44,9 @@ def llavidal_register_projectors(register):
 def llavidal_register_commands(register):
     """Register CLI subcommands: ``register(path, *, help, add_arguments, run)``.
 
-    ``path`` is a tuple of words, e.g. ``("extract", "video")`` for ``llavidal extract video``.
-    ``add_arguments(parser)`` adds argparse arguments; ``run(args)`` does the work and returns an exit
-    code (``None`` means 0). Raise `llavidal_core.LlavidalError` for problems the user can fix.
+    ``path`` is a tuple of words (letters, digits, ``-``, ``_``), e.g. ``("extract", "video")`` for
+    ``llavidal extract video``; it may not lie inside another command or be a group of one. ``help``
+    is a string. ``add_arguments(parser)`` adds argparse arguments (if it raises, the command is left
+    out); ``run(args)`` does the work and returns an exit code (``None`` means 0). Raise
+    `llavidal_core.LlavidalError` for problems the user can fix.
     """

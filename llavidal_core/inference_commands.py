@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llavidal_core.errors import LlavidalError
 from llavidal_core.hookspecs import hookimpl
+from llavidal_core.model_location import hub_failures_named, model_location
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -78,7 +79,9 @@ def run_dry_run(args: argparse.Namespace) -> int:
     from llavidal_core.inference.memory import estimate_memory
     from llavidal_core.inference.pipeline import default_device, default_dtype
 
-    config = AutoConfig.from_pretrained(args.model)
+    model = model_location(args.model)
+    with hub_failures_named(model):
+        config = AutoConfig.from_pretrained(model)
     dtype = getattr(torch, args.dtype) if args.dtype else default_dtype(args.device or default_device())
     print(f"{args.model}: cues {list(config.cue_names)}")
     print(estimate_memory(config, dtype, max_new_tokens=args.max_new_tokens).describe())
@@ -92,6 +95,7 @@ def run_ask(args: argparse.Namespace) -> int:
         args.usage_parser.error("give VIDEO and the QUESTION (or --dry-run)")
     if not args.question.strip():
         raise LlavidalError("the question is empty")
+    model_location(args.model)  # a missing model folder is named before a missing input
     inputs = sample_inputs(args)
     pipeline = load_pipeline(args)
     with warnings.catch_warnings():
@@ -106,6 +110,7 @@ CHAT_HELP = "commands: /reset (forget the conversation), /video PATH (talk about
 
 
 def run_chat(args: argparse.Namespace) -> int:
+    model_location(args.model)  # a missing model folder is named before a missing input
     inputs = sample_inputs(args)
     pipeline = load_pipeline(args)
     chat = pipeline.chat(inputs=inputs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from llavidal_core.errors import LlavidalError
@@ -22,7 +23,12 @@ def video_ids_with_features(folder: Path) -> set[str]:
            for path in legacy_files(folder, "video")}
     if next(iter_feature_files(folder), None) is not None:
         store = FeatureStore(folder, create=False)
-        ids |= {video_id for video_id in store.video_ids() if store.has(video_id, "video")}
+        for video_id in store.video_ids():
+            try:
+                if store.has(video_id, "video"):
+                    ids.add(video_id)
+            except LlavidalError as exc:  # one unreadable file drops its video, not the whole conversion
+                print(f"llavidal: warning: {exc}; its video counts as having no features", file=sys.stderr)
     return ids
 
 

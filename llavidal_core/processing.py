@@ -26,6 +26,8 @@ import torch
 from llavidal_core.cue_tokens import add_cue_tokens
 from llavidal_core.cues import CueSpec
 from llavidal_core.errors import LlavidalError
+from llavidal_core.feature_inputs import as_feature_tensor
+from llavidal_core.finite import check_finite
 from llavidal_core.legacy_tokenization import SentencePieceLegacyEncoder
 from llavidal_core.templates import ChatTurn, get_template
 
@@ -204,12 +206,21 @@ class LlavidalProcessor:
         (``{cue: [B, rows, dim]}``) and ``cue_feature_masks`` (``{cue: [B, rows]}`` bool, for the cues whose
         row count differs between samples or that some samples lack). Padding is on the left for
         generation prompts and on the right otherwise, unless ``padding_side`` says.
+
+        Each sample's features are ``{cue: (rows, dim) or (items, rows_per_item, dim)}``, torch tensors or
+        numpy arrays; a cue given as None counts as absent.
+
+        Raises:
+            ValueError: unknown cues, shapes the cue's spec does not allow, placeholder problems;
+                `NonFiniteError` (a ``ValueError``) for NaN/inf features, naming the sample and cue.
+            TypeError: features that are neither tensors nor numpy arrays, naming the sample and cue.
+            SequenceTooLongError: a sample too long to cut without cutting a placeholder run.
         """
         if cue_features is None:
             cue_features = [None] * len(conversations)
         if len(cue_features) != len(conversations):
             raise ValueError(f"got {len(conversations)} conversations but {len(cue_features)} feature dicts")
-        per_sample = [dict(features or {}) for features in cue_features]
+        per_sample = [sample_feature_tensors(index, features) for index, features in enumerate(cue_features)]
         samples = []
         for index, (conversation, features) in enumerate(zip(conversations, per_sample)):
             unknown = sorted(set(features) - set(self._specs))
@@ -327,6 +338,22 @@ class LlavidalProcessor:
 
     def _spec(self, cue: str) -> CueSpec:
         return self._specs[cue]
+
+
+def sample_feature_tensors(index: int, features: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
+    """One sample's ``{cue: features}`` as finite torch tensors (numpy arrays converted, None values left out).
+
+    Raises:
+        TypeError: a value that is neither a tensor nor a numpy array; `NonFiniteError`: NaN/inf values.
+    """
+    tensors = {}
+    for cue, value in (features or {}).items():
+        if value is None:
+            continue
+        what = f"sample {index}: cue {cue!r}: features"
+        tensors[cue] = as_feature_tensor(value, what)
+        check_finite(tensors[cue], what)
+    return tensors
 
 
 def tokenizer_adds_prefix_space(tokenizer: Any) -> bool:

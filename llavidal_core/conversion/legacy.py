@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from llavidal_core.conversion.checkpoints import ConversionError
+from llavidal_core.conversion.checkpoints import ConversionError, check_output_folder, staged_output_folder
 from llavidal_core.cues import CueSpec
 from llavidal_core.seed_cues import LLAVIDAL_CUES, VIDEO
 
@@ -104,10 +104,12 @@ def projector_state(state: dict[str, torch.Tensor], spec: CueSpec, hidden_size: 
 
 
 def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathLike, *,
-                   tokenization: str = "sentencepiece_legacy") -> LegacyReport:
+                   tokenization: str = "sentencepiece_legacy", overwrite: bool = False) -> LegacyReport:
     """Load the base LM and tokenizer (path or repo id), apply the legacy checkpoint, save to ``out``.
 
     ``tokenization`` is the processor's (`llavidal_core.processing.LlavidalProcessor`): the seed's ids by default.
+    The model is written into a staging folder beside ``out`` and renamed at the end, so a failed run leaves
+    no half folder; a non-empty ``out`` is a `ConversionError` (checked before any loading) unless ``overwrite``.
     """
     from transformers import AutoTokenizer
 
@@ -115,6 +117,7 @@ def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathL
     from llavidal_core.modeling import LlavidalForConditionalGeneration
     from llavidal_core.processing import LlavidalProcessor
 
+    check_output_folder(Path(out), overwrite=overwrite)
     source = str(projection)
     state = load_legacy_state(projection)
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -145,6 +148,7 @@ def convert_legacy(base: str, projection: str | os.PathLike, out: str | os.PathL
         for name, tensors in projectors.items():
             model.projectors[name].load_state_dict({k: v.to(weight.dtype) for k, v in tensors.items()})
     out = Path(out)
-    model.save_pretrained(out, processor=processor)
+    with staged_output_folder(out, overwrite=overwrite) as staging:
+        model.save_pretrained(staging, processor=processor)
     return LegacyReport(out, layout, processor.cue_token_ids, drifted)
 

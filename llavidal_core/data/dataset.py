@@ -13,9 +13,16 @@ legacy ``.pkl`` files (the file named by the record's field for that cue, e.g. `
   (8, 512) object: one item for cues with per-item rows);
 - a sample that names cues but has features for none of the used ones is skipped (a sample that names no
   cue at all is text-only instruction data and is kept);
+- every feature file a kept sample uses is read once in full: a sample whose file holds NaN or inf, whose
+  file cannot be read (corrupt, truncated, a pickle that is not a plain numpy array), or whose legacy file
+  name leaves the features folder (an absolute path, or ``..`` going up out of it) is skipped, with the
+  file and the problem in the report's example (a ``video`` field going up with ``..`` gives no video id: the
+  instruction file itself is refused, naming the record);
 - a sample whose tokens do not fit ``model_max_length`` without cutting a placeholder run is skipped.
 
-Nothing is skipped silently: the report says how many samples went and why. Modality dropout zeroes a cue's
+Nothing is skipped silently: the report says how many samples went and why. A feature file whose rows do not
+fit its cue (another width, a row count the cue does not take) is an error naming it: that is a model and
+features that do not belong together, not one bad file. Modality dropout zeroes a cue's
 features for a sample with the cue's probability, drawn from (seed, epoch, sample, cue), so a resumed or
 distributed run draws the same. Object features ``(n, 8, 512)`` are flattened to ``(8n, 512)``.
 """
@@ -23,6 +30,7 @@ distributed run draws the same. Object features ``(n, 8, 512)`` are flattened to
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -34,8 +42,9 @@ import torch
 from llavidal_core.cues import CueSpec
 from llavidal_core.data.instructions import (InstructionFormatError, InstructionSample, convert_videoinstruct,
                                              parse_instruction_record, read_instruction_file)
-from llavidal_core.errors import FeatureStoreError, LlavidalError
+from llavidal_core.errors import FeatureStoreError, LlavidalError, UnsafePickleError
 from llavidal_core.features import FeatureStore, iter_feature_files
+from llavidal_core.finite import NonFiniteError
 from llavidal_core.legacy_features import LEGACY_EXTENSION, LEGACY_SUFFIXES, read_legacy_features
 from llavidal_core.processing import LlavidalProcessor, SequenceTooLongError
 
@@ -43,6 +52,13 @@ MISSING_CUE_POLICIES = ("drop", "zeros")
 SKIP_ALL_CUES_MISSING = "all cue features missing"
 SKIP_NO_USED_CUE = "names only cues this run does not use"
 SKIP_TOO_LONG = "too long for model_max_length"
+SKIP_NON_FINITE = "features not finite (NaN or inf)"
+SKIP_UNREADABLE = "feature file unreadable"
+SKIP_OUTSIDE_FOLDER = "feature file path leaves its folder"
+
+
+class FeaturePathOutsideFolderError(FeatureStoreError):
+    """A data file names a feature file outside the features folder (an absolute path, or ``..`` going up)."""
 
 
 def read_training_samples(path: str | Path) -> list[InstructionSample]:
@@ -73,8 +89,6 @@ def _videoinstruct_records(path: Path) -> list | None:
 class StoreFeatureSource:
     """One cue's features in a feature store, looked up by the sample's video id."""
 
-    shape_is_cheap = True  # from the safetensors header
-
     def __init__(self, store: FeatureStore, cue: str):
         self.store, self.cue = store, cue
 
@@ -84,26 +98,29 @@ class StoreFeatureSource:
     def has(self, sample: InstructionSample) -> bool:
         return sample.video_id in self.store and self.store.has(sample.video_id, self.cue)
 
-    def shape(self, sample: InstructionSample) -> tuple[int, ...]:
-        return tuple(json.loads(self.store.metadata(sample.video_id, self.cue)["shape"]))
-
     def read(self, sample: InstructionSample) -> torch.Tensor:
+        """The tensor, any shape; `FeatureStoreError` if unreadable, `NonFiniteError` if it holds NaN or inf."""
         return self.store.read(sample.video_id, self.cue)
 
 
 class LegacyFeatureSource:
     """One cue's features in a folder of legacy ``.pkl`` files, read with the numpy-only unpickler."""
 
-    shape_is_cheap = False  # the whole pickle must be read
-
     def __init__(self, folder: Path, cue: str):
         self.folder, self.cue = folder, cue
 
     def path(self, sample: InstructionSample) -> Path:
+        """The file the record names for the cue (default ``<video_id><cue suffix>.pkl``) inside the folder;
+        `FeaturePathOutsideFolderError` for a name that is absolute or goes up out of the folder."""
         name = sample.feature_files.get(self.cue)
         if name is None:
             name = f"{sample.video_id}{LEGACY_SUFFIXES.get(self.cue, '_' + self.cue)}{LEGACY_EXTENSION}"
-        return self.folder / name
+        relative = os.path.normpath(name)
+        if os.path.isabs(relative) or relative == os.pardir or relative.startswith(os.pardir + os.sep):
+            raise FeaturePathOutsideFolderError(
+                f"its {self.cue!r} feature file {name!r} is outside the features folder {self.folder} (give a path "
+                "under the folder)")
+        return self.folder / relative
 
     def describe(self, sample: InstructionSample) -> str:
         return str(self.path(sample))
@@ -111,11 +128,9 @@ class LegacyFeatureSource:
     def has(self, sample: InstructionSample) -> bool:
         return self.path(sample).is_file()
 
-    def shape(self, sample: InstructionSample) -> tuple[int, ...]:
-        return tuple(read_legacy_features(self.path(sample)).shape)
-
     def read(self, sample: InstructionSample) -> torch.Tensor:
-        return torch.from_numpy(read_legacy_features(self.path(sample)))
+        """The array as a tensor, any shape; raises as `read_legacy_features` does."""
+        return torch.from_numpy(read_legacy_features(self.path(sample), self.cue))
 
 
 def open_feature_source(folder: str | Path, cue: str) -> StoreFeatureSource | LegacyFeatureSource:
@@ -168,9 +183,10 @@ class DataReport:
                 lines.append(f"  {label} [{cue}]: {count}")
         return lines
 
-    def skip(self, reason: str, sample: InstructionSample) -> None:
+    def skip(self, reason: str, sample: InstructionSample, detail: str | None = None) -> None:
         self.skipped[reason] += 1
-        self.skipped_examples.setdefault(reason, f"sample {sample.index} ({sample.sample_id})")
+        example = f"sample {sample.index} ({sample.sample_id})"
+        self.skipped_examples.setdefault(reason, f"{example}: {detail}" if detail else example)
 
 
 @dataclass(frozen=True)
@@ -221,6 +237,7 @@ class InstructionDataset(torch.utils.data.Dataset):
         placeholders.update({p: c for p, c in (other_placeholders or {}).items() if p not in placeholders})
         self.unused_placeholders = {p: c for p, c in placeholders.items() if c not in self.cues}
         self.report = DataReport()
+        self._checked_files: dict[str, tuple[int, ...] | LlavidalError] = {}
         self.items = [item for item in (self._prepare(sample) for sample in samples) if item is not None]
         self.report.samples, self.report.kept = len(samples), len(self.items)
 
@@ -287,14 +304,25 @@ class InstructionDataset(torch.utils.data.Dataset):
                 self.report.skip(SKIP_NO_USED_CUE, sample)
                 return None
             return self._encoded(sample, sample.conversation, {}, {})  # a text-only sample
-        present = [cue for cue in named if self.sources[cue].has(sample)]
+        try:
+            present = [cue for cue in named if self.sources[cue].has(sample)]
+            shapes = {cue: self._checked_shape(sample, cue) for cue in present}
+        except FeaturePathOutsideFolderError as exc:
+            self.report.skip(SKIP_OUTSIDE_FOLDER, sample, str(exc))
+            return None
+        except NonFiniteError as exc:
+            self.report.skip(SKIP_NON_FINITE, sample, str(exc))
+            return None
+        except (FeatureStoreError, UnsafePickleError) as exc:
+            self.report.skip(SKIP_UNREADABLE, sample, str(exc))
+            return None
         if not present:
             self.report.skip(SKIP_ALL_CUES_MISSING, sample)
             return None
         origins, rows = {}, {}
         for cue in named:
             if cue in present:
-                origins[cue], rows[cue] = "file", self._rows(sample, cue)
+                origins[cue], rows[cue] = "file", self._rows(sample, cue, shapes[cue])
             elif self.missing_cue == "zeros":
                 self.report.missing_zero_filled[cue] += 1
                 origins[cue], rows[cue] = "zeros", self.processor.cue_rows(cue, self.zero_features(cue))
@@ -315,12 +343,23 @@ class InstructionDataset(torch.utils.data.Dataset):
             raise LlavidalError(f"sample {sample.index} ({sample.sample_id}): {exc}") from None
         return PreparedSample(sample, conversation, origins, len(encoded.input_ids))
 
-    def _rows(self, sample: InstructionSample, cue: str) -> int:
-        """The cue's row count; a legacy pickle of a fixed-size cue is not read for it (that is checked on use)."""
-        source, spec = self.sources[cue], self.specs[cue]
-        if spec.num_tokens is not None and not source.shape_is_cheap:
-            return spec.num_tokens
-        shape = source.shape(sample)
+    def _checked_shape(self, sample: InstructionSample, cue: str) -> tuple[int, ...]:
+        """The shape of the sample's ``cue`` features, read in full once per file (samples sharing a file share
+        the outcome): raises what reading raises, for a missing or unreadable file or NaN or inf in it."""
+        where = self.sources[cue].describe(sample)
+        if where not in self._checked_files:
+            try:
+                self._checked_files[where] = tuple(self.sources[cue].read(sample).shape)
+            except (FeatureStoreError, UnsafePickleError, NonFiniteError) as exc:
+                self._checked_files[where] = exc
+        outcome = self._checked_files[where]
+        if isinstance(outcome, LlavidalError):
+            raise outcome
+        return outcome
+
+    def _rows(self, sample: InstructionSample, cue: str, shape: tuple[int, ...]) -> int:
+        """The cue's row count for features of ``shape``; an error naming the file if the cue cannot take them."""
+        source = self.sources[cue]
         try:
             return self.processor.cue_rows(cue, torch.empty(shape, device="meta"))
         except ValueError as exc:

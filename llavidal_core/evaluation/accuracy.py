@@ -44,9 +44,13 @@ def accuracy_report(correct_by_task: Mapping[str, Sequence[bool]]) -> dict[str, 
     return report
 
 
-def markdown_table(report: Mapping[str, Accuracy], label: str = "task") -> str:
-    lines = [f"| {label} | accuracy | 95% CI | n |", "| --- | ---: | ---: | ---: |"]
+def markdown_table(report: Mapping[str, Accuracy], label: str = "task",
+                   no_answer: Mapping[str, int] | None = None) -> str:
+    """The report as a Markdown table; with ``no_answer`` ({row: count}) a "no answer" column (0 when absent)."""
+    extra = ("| no answer ", "| ---: ") if no_answer is not None else ("", "")
+    lines = [f"| {label} | accuracy | 95% CI | n {extra[0]}|", f"| --- | ---: | ---: | ---: {extra[1]}|"]
     for name, result in report.items():
         low, high = result.ci95
-        lines.append(f"| {name} | {result.accuracy:.3f} | {low:.3f}–{high:.3f} | {result.n} |")
+        count = f"| {no_answer.get(name, 0)} " if no_answer is not None else ""
+        lines.append(f"| {name} | {result.accuracy:.3f} | {low:.3f}–{high:.3f} | {result.n} {count}|")
     return "\n".join(lines)

@@ -11,24 +11,47 @@ from tqdm.auto import tqdm
 
 from llavidal_core.evaluation.accuracy import accuracy_report, markdown_table
 from llavidal_core.evaluation.mcq_files import MCQFile
-from llavidal_core.evaluation.mcq_scoring import MCQPrediction, score_by_generation, score_by_log_likelihood
+from llavidal_core.evaluation.mcq_scoring import (
+    SCORING_MODES,
+    MCQPrediction,
+    score_by_generation,
+    score_by_log_likelihood,
+)
 
 
 @dataclass
 class MCQEvaluation:
+    """Every prediction, the questions skipped for want of features, and the scoring mode."""
+
     predictions: list[MCQPrediction] = field(default_factory=list)
     missing_features: dict[str, list[str]] = field(default_factory=dict)  # task -> question ids skipped
+    mode: str = "loglik"
+
+    def no_answer_counts(self) -> dict[str, int]:
+        """Per task (and ``"overall"`` when there are several), the answers no letter could be read from."""
+        counts: dict[str, int] = {}
+        for prediction in self.predictions:
+            counts[prediction.task] = counts.get(prediction.task, 0) + (prediction.predicted is None)
+        if len(counts) > 1:
+            counts["overall"] = sum(counts.values())
+        return counts
 
     def report(self) -> dict:
+        """Accuracy per task and overall (an answer without a letter counts as wrong), the questions skipped, and
+        in ``generate`` mode the answers without a letter (``no_answer``, also a Markdown column)."""
         by_task: dict[str, list[bool]] = {}
         for prediction in self.predictions:
             by_task.setdefault(prediction.task, []).append(prediction.correct)
         accuracies = accuracy_report(by_task) if by_task else {}
-        return {
+        no_answer = self.no_answer_counts() if self.mode == "generate" else None
+        report = {
             "accuracy": {task: result.to_dict() for task, result in accuracies.items()},
             "skipped_missing_features": {task: len(ids) for task, ids in self.missing_features.items()},
-            "markdown": markdown_table(accuracies) if accuracies else "",
+            "markdown": markdown_table(accuracies, no_answer=no_answer) if accuracies else "",
         }
+        if no_answer is not None:
+            report["no_answer"] = no_answer
+        return report
 
     def prediction_records(self) -> list[dict]:
         return [asdict(p) | {"correct": p.correct} for p in self.predictions]
@@ -64,7 +87,9 @@ def features_from_videos(pipeline, videos: Mapping[str, Path]) -> Callable[[str]
 def evaluate_mcq(model, processor, files: Sequence[MCQFile], features_for: Callable[[str], dict], *,
                  mode: str = "loglik", normalize: str = "mean", limit: int | None = None) -> MCQEvaluation:
     """Predict every question of ``files`` whose video has features (``features_for(video_id)``)."""
-    evaluation = MCQEvaluation()
+    if mode not in SCORING_MODES:
+        raise ValueError(f"mode must be one of {SCORING_MODES}, got {mode!r}")
+    evaluation = MCQEvaluation(mode=mode)
     questions = [q for mcq_file in files for q in mcq_file.questions[:limit]]
     cache: dict[str, dict] = {}
     for question in tqdm(questions, desc="MCQ", unit="question"):

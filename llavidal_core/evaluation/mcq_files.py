@@ -32,7 +32,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import reprlib
 import string
+import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,16 @@ MCQ_INSTRUCTION = "The output should be the choice among one of the following ch
 
 class MCQFormatError(LlavidalError):
     """A questions file whose schema is unknown or whose records are broken."""
+
+
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlist = _SHOWN.maxdict = 40
+_SHOWN.maxstring = _SHOWN.maxother = 80
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut short, however long or deeply nested ``value`` is (for error messages)."""
+    return _SHOWN.repr(value)
 
 
 def choices_text(choices: dict[str, str]) -> str:
@@ -127,7 +139,7 @@ def _choice_map(raw: Any, field: str) -> dict[str, str]:
 
 def _checked_letter(choices: dict[str, str], letter: Any, field: str) -> str:
     if not isinstance(letter, str) or letter.strip().upper() not in choices:
-        raise ValueError(f"{field!r} is {letter!r}, not one of the choices {sorted(choices)}")
+        raise ValueError(f"{field!r} is {_shown(letter)}, not one of the choices {sorted(choices)}")
     return letter.strip().upper()
 
 
@@ -169,7 +181,7 @@ def _parse_lemma(record: dict) -> _Parsed:
     question, video = _text(record, "question"), _text(record, "video_id")
     for field in ("start_frame", "end_frame"):
         if isinstance(record.get(field), bool) or not isinstance(record.get(field), (int, str)):
-            raise ValueError(f"{field!r} must be a frame number, got {record.get(field)!r}")
+            raise ValueError(f"{field!r} must be a frame number, got {_shown(record.get(field))}")
     video_path = f"{video}_{record['start_frame']}_{record['end_frame']}.mp4"
     prompt = f"{question}. {MCQ_INSTRUCTION} Choices are {choices_text(choices)}"
     return _Parsed(video, video_path, question, choices, _checked_letter(choices, record["answer"], "answer"), prompt)
@@ -194,7 +206,7 @@ def _parse_smarthome(record: dict) -> _Parsed:
     truth = record["ground_truth"]
     matches = [letter for letter, text in choices.items() if text == truth]
     if len(matches) != 1:
-        raise ValueError(f"'ground_truth' {truth!r} matches {len(matches)} of the choices, expected exactly one")
+        raise ValueError(f"'ground_truth' {_shown(truth)} matches {len(matches)} of the choices, expected exactly one")
     question, video = _text(record, "question"), _text(record, "video_id")
     video_path = video.rsplit("/", 1)[-1]  # os.path.basename on the POSIX machines it ran on
     return _Parsed(video, video_path, question, choices, matches[0], f"{question}{choices_text(choices)}")
@@ -268,36 +280,73 @@ def _records(data: Any, path: Path) -> list[tuple[str, Any]]:
     raise MCQFormatError(f"{path}: expected a JSON list or object of questions, found a {type(data).__name__}")
 
 
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key given twice is an error (``json`` keeps the last and loses the other)."""
+    seen = Counter(key for key, _ in pairs)
+    repeated = [key for key, count in seen.items() if count > 1]
+    if repeated:
+        raise _RepeatedKeyError(repeated[0])
+    return dict(pairs)
+
+
+class _RepeatedKeyError(ValueError):
+    pass
+
+
+def read_questions_json(path: Path) -> Any:
+    """The parsed JSON of a questions file; `MCQFormatError` naming the file for anything but a readable document.
+
+    Refused: a missing or unreadable file, text that is not UTF-8 JSON, nesting deeper than Python's recursion
+    limit (a hostile ``"[" * 100000``), numbers too long to convert, and an object that repeats a key.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise MCQFormatError(f"{path}: no such questions file") from None
+    except IsADirectoryError:
+        raise MCQFormatError(f"{path}: is a folder, not a questions file") from None
+    except UnicodeDecodeError as exc:
+        raise MCQFormatError(f"{path}: not valid JSON (not UTF-8 text: {exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise MCQFormatError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text, object_pairs_hook=_object_without_repeated_keys)
+    except _RepeatedKeyError as exc:
+        raise MCQFormatError(f"{path}: the key {exc.args[0]!r} appears twice in one JSON object; "
+                             f"one of the two would be lost") from None
+    except RecursionError:
+        raise MCQFormatError(f"{path}: not a questions file: its JSON is nested too deeply to read "
+                             f"(deeper than {sys.getrecursionlimit()} levels)") from None
+    except ValueError as exc:  # json.JSONDecodeError, and integers too long to convert
+        raise MCQFormatError(f"{path}: not valid JSON ({exc})") from None
+
+
 def load_mcq_file(path: str | Path) -> MCQFile:
     """Read a questions file in any known schema; a clear `MCQFormatError` names the file and record otherwise."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise MCQFormatError(f"{path}: no such questions file") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MCQFormatError(f"{path}: not valid JSON ({exc})") from None
+    data = read_questions_json(path)
     records = _records(data, path)
     if not records:
         raise MCQFormatError(f"{path}: holds no questions")
     key, first = records[0]
     schema = detect_schema(first)
     if schema is None:
-        found = sorted(first) if isinstance(first, dict) else type(first).__name__
+        found = _shown(sorted(first)) if isinstance(first, dict) else type(first).__name__
         known = "; ".join(f"{name}: {sorted(fields)}" for name, (fields, _) in SCHEMAS.items())
-        raise MCQFormatError(f"{path}: unknown questions schema; record {key!r} has fields {found}. Known schemas: {known}")
+        raise MCQFormatError(f"{path}: unknown questions schema; record {_shown(key)} has fields {found}. "
+                             f"Known schemas: {known}")
     fields, parse = SCHEMAS[schema]
     questions = []
     for key, record in records:
         if not isinstance(record, dict) or not fields <= record.keys():
-            found = sorted(record) if isinstance(record, dict) else type(record).__name__
-            raise MCQFormatError(f"{path}: record {key!r} does not follow the {schema} schema "
+            found = _shown(sorted(record)) if isinstance(record, dict) else type(record).__name__
+            raise MCQFormatError(f"{path}: record {_shown(key)} does not follow the {schema} schema "
                                  f"(needs {sorted(fields)}, has {found})")
         try:
             parsed = parse(record)
             video_id_for(parsed.video_path)
         except (ValueError, TypeError) as exc:
-            raise MCQFormatError(f"{path}: record {key!r} ({schema}): {exc}") from None
+            raise MCQFormatError(f"{path}: record {_shown(key)} ({schema}): {exc}") from None
         questions.append(MCQuestion(key, parsed.video, parsed.question, parsed.choices, parsed.answer, path.stem,
                                     video_path=parsed.video_path, prompt=parsed.prompt))
     return MCQFile(path, schema, questions)

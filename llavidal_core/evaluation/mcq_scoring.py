@@ -5,18 +5,21 @@ ADLMCQ ``"{question} The output should be the choice among one of the following 
 (B) ..."``), followed by the placeholders of the cues the model has features for. In ``loglik`` mode (the default) every option, written ``"(X) text"``, is scored as the
 assistant's answer: the mean log-probability of its tokens (``sum`` on request), and the best option is the
 prediction. No sampling and no LLM judge, so a score is reproducible to the bit on the same machine. In
-``generate`` mode the model answers greedily and the letter is read from the answer by fixed rules.
+``generate`` mode the model answers greedily and the letter is read from the answer by fixed rules
+(`llavidal_core.evaluation.mcq_answers`); an answer that names no letter plainly is "no answer" (``predicted``
+None), counted apart in the report.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
+from llavidal_core.evaluation.mcq_answers import parse_choice_letter
 from llavidal_core.evaluation.mcq_files import MCQuestion
+
 SCORING_MODES = ("loglik", "generate")
 NORMALIZATIONS = ("mean", "sum")
 
@@ -91,27 +94,6 @@ def score_by_log_likelihood(model, processor, question: MCQuestion, features: Ma
     predicted = max(letters, key=lambda letter: by_letter[letter])
     return MCQPrediction(question.question_id, question.task, question.video_id, question.answer, predicted,
                          by_letter)
-
-
-_LETTER_PATTERNS = (
-    re.compile(r"\(([A-Z])\)"),                                  # "(B) clap"
-    re.compile(r"\b(?:answer|choice|option)\s*(?:is|:)?\s*\(?([A-Z])\b", re.IGNORECASE),
-    re.compile(r"^\s*([A-Z])\s*(?:[).:\-]|$)"),                  # "B." / "B) clap" / "B"
-)
-
-
-def parse_choice_letter(answer: str, choices: Mapping[str, str]) -> str | None:
-    """The letter an answer picks, by fixed rules: ``(X)``, "answer is X", a leading "X.", else a unique option text."""
-    for pattern in _LETTER_PATTERNS:
-        for match in pattern.finditer(answer):
-            letter = match.group(1).upper()
-            if letter in choices:
-                return letter
-    lowered = answer.lower()
-    mentioned = [letter for letter, text in choices.items() if text.strip() and text.strip().lower() in lowered]
-    if len(mentioned) == 1:
-        return mentioned[0]
-    return None
 
 
 @torch.no_grad()

@@ -19,7 +19,13 @@ from typing import Any
 import torch
 
 from llavidal_core.errors import LlavidalError, MissingPluginError
-from llavidal_core.inference.stopping import StopOnTokenSequences, cut_at_stop, stop_token_sequences
+from llavidal_core.inference.stopping import (
+    check_stop_strings,
+    cut_at_stop_strings,
+    hold_back_stop_strings,
+    stop_string_criteria,
+)
+from llavidal_core.model_location import hub_failures_named, model_location
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class GenerationSettings:
     def generate_kwargs(self) -> dict[str, Any]:
         if self.max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
+        check_stop_strings(self.stop)
         kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p)
@@ -81,15 +88,18 @@ class LlavidalPipeline:
 
         ``encoders`` maps a cue to an encoder id, path or instance, overriding the config's ``cue_encoders``.
         With ``load_encoders=False`` only precomputed features can be used.
-        """
-        from transformers import AutoModelForCausalLM
 
-        import llavidal_core.modeling  # noqa: F401 - registers the llavidal model type
+        Raises `LlavidalError`: "no such model folder" for a ``model_id`` that can only be a path and does not
+        exist (`llavidal_core.model_location`), or a Hub id that is neither a folder here nor loadable.
+        """
+        from llavidal_core.modeling import LlavidalForConditionalGeneration
         from llavidal_core.processing import LlavidalProcessor
 
+        model_id = model_location(model_id)
         device = device or default_device()
         dtype = getattr(torch, dtype) if isinstance(dtype, str) else (dtype or default_dtype(device))
-        model = AutoModelForCausalLM.from_pretrained(model_id, dtype=dtype, **hub_kwargs).to(device)
+        with hub_failures_named(model_id):
+            model = LlavidalForConditionalGeneration.from_pretrained(model_id, dtype=dtype, **hub_kwargs).to(device)
         processor = LlavidalProcessor.from_pretrained(model_id, **hub_kwargs)
         chosen = dict(model.config.cue_encoders) | dict(encoders or {})
         unknown = sorted(set(chosen) - set(model.config.cue_names))
@@ -163,58 +173,59 @@ class LlavidalPipeline:
             "cue_feature_masks": {c: t.to(parameter.device) for c, t in batch["cue_feature_masks"].items()},
         }
 
-    def _stop_sequences(self, settings: GenerationSettings) -> list[list[int]]:
+    def _generate_kwargs(self, settings: GenerationSettings) -> dict[str, Any]:
+        """`GenerationSettings.generate_kwargs`, plus padding, end of answer and transformers' stop-string criterion."""
         tokenizer = self.processor.tokenizer
-        sequences = stop_token_sequences(tokenizer, settings.stop) if settings.stop else []
-        if tokenizer.eos_token_id is not None:
-            sequences.append([tokenizer.eos_token_id])
-        return sequences
+        kwargs = settings.generate_kwargs()
+        pad = tokenizer.pad_token_id
+        kwargs["pad_token_id"] = pad if pad is not None else tokenizer.eos_token_id
+        if self.model.generation_config.eos_token_id is None and tokenizer.eos_token_id is not None:
+            kwargs["eos_token_id"] = tokenizer.eos_token_id
+        kwargs["stopping_criteria"] = stop_string_criteria(tokenizer, settings.stop)
+        return kwargs
 
     def generate_answers(self, conversations: Sequence[Sequence[Mapping[str, str]]],
                          features_list: Sequence[Mapping[str, torch.Tensor]],
                          settings: GenerationSettings | None = None) -> list[str]:
-        """Answer the last user turn of each conversation, in one left-padded batch."""
+        """Answer the last user turn of each conversation, in one left-padded batch.
+
+        Each answer is cut before the first of ``settings.stop`` it holds (`cut_at_stop_strings`), exactly as
+        `stream_answer` cuts it.
+        """
         settings = settings or self.settings
         inputs = self._prepare(conversations, features_list)
         prompt_length = inputs["input_ids"].shape[1]
-        stops = self._stop_sequences(settings)
-        tokenizer = self.processor.tokenizer
         with torch.no_grad():
-            output = self.model.generate(
-                **inputs, **settings.generate_kwargs(),
-                stopping_criteria=[StopOnTokenSequences(stops, prompt_length)],
-                pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
-            )
-        answers = []
-        for row in output[:, prompt_length:].tolist():
-            answers.append(tokenizer.decode(cut_at_stop(row, stops), skip_special_tokens=True).strip())
-        return answers
+            output = self.model.generate(**inputs, **self._generate_kwargs(settings))
+        texts = self.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
+        return [cut_at_stop_strings(text, settings.stop).strip() for text in texts]
 
     def stream_answer(self, conversation: Sequence[Mapping[str, str]], features: Mapping[str, torch.Tensor],
                       settings: GenerationSettings | None = None) -> Iterator[str]:
-        """Yield the answer to one conversation piece by piece as it is generated (stop strings held back)."""
+        """Yield the answer to one conversation piece by piece as it is generated.
+
+        Text that could begin a stop string is held back until it is known not to; the pieces joined and
+        stripped equal `generate_answers`' answer.
+        """
         from transformers import TextIteratorStreamer
 
         settings = settings or self.settings
         inputs = self._prepare([conversation], [features])
-        stops = self._stop_sequences(settings)
-        tokenizer = self.processor.tokenizer
-        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        generate_kwargs = self._generate_kwargs(settings)
+        streamer = TextIteratorStreamer(self.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
         errors: list[BaseException] = []
 
         def run():
             try:
                 with torch.no_grad():
-                    self.model.generate(**inputs, **settings.generate_kwargs(), streamer=streamer,
-                                        stopping_criteria=[StopOnTokenSequences(stops, inputs["input_ids"].shape[1])],
-                                        pad_token_id=tokenizer.pad_token_id)
+                    self.model.generate(**inputs, **generate_kwargs, streamer=streamer)
             except BaseException as exc:  # noqa: BLE001 - re-raised in the consumer's thread
                 errors.append(exc)
                 streamer.end()
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
-        yield from _hold_back_stop_strings(streamer, settings.stop)
+        yield from hold_back_stop_strings(streamer, settings.stop)
         thread.join()
         if errors:
             raise errors[0]
@@ -281,24 +292,3 @@ class LlavidalPipeline:
         from llavidal_core.inference.chat import ChatSession
 
         return ChatSession(self, video=video, inputs=inputs, features=features)
-
-
-def _hold_back_stop_strings(pieces: Iterator[str], stop: Sequence[str]) -> Iterator[str]:
-    """Pass text through, holding back any tail that could start a stop string; end at the first stop string."""
-    if not stop:
-        yield from pieces
-        return
-    pending = ""
-    longest = max(len(s) for s in stop)
-    for piece in pieces:
-        pending += piece
-        hits = [pending.find(s) for s in stop if s in pending]
-        if hits:
-            yield pending[: min(hits)]
-            return
-        safe = len(pending) - (longest - 1)
-        if safe > 0:
-            yield pending[:safe]
-            pending = pending[safe:]
-    if pending:
-        yield pending

@@ -1,58 +1,93 @@
-"""Stop sequences handled as token sequences, not as characters.
+"""Stop strings: where an answer ends, the same whether it is returned whole or streamed.
 
-The seed strips its stop string with ``str.rstrip``, which removes any trailing *characters* of the stop
-string ("</s>" also eats a trailing "s" or ">" of the answer). Here a stop string is tokenized, generation
-stops once a row's new tokens end with that token sequence, and the answer is cut just before it.
+Generation stops through transformers' own ``stop_strings`` (`transformers.StopStringCriteria`), which
+matches the *text* the tokens spell, word-boundary markers ("▁", "Ġ") included, so "wave" stops an answer
+whether the model wrote it as "▁wave", "wa"+"ve" or inside "▁waved". The decoded answer is then cut with
+`cut_at_stop_strings`, in both paths: before the stop string that is completed first. The seed instead strips
+its stop string with ``str.rstrip``, which removes trailing *characters* ("</s>" also eats a final "s").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterable, Iterator, Sequence
 
-import torch
-from transformers import StoppingCriteria
+logger = logging.getLogger(__name__)
 
 
-def stop_token_sequences(tokenizer, stop_strings: Sequence[str]) -> list[list[int]]:
-    """Each stop string as the token ids it has inside running text (without a word-boundary marker)."""
-    sequences = []
+def check_stop_strings(stop_strings: Sequence[str]) -> None:
+    """Raise ``ValueError`` when a stop string is empty or not a string (an empty one would stop at once)."""
     for text in stop_strings:
-        if not text:
-            raise ValueError("a stop string must not be empty")
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if text in tokenizer.all_special_tokens or len(ids) == 1:
-            sequences.append(ids)
+        if not isinstance(text, str) or not text:
+            raise ValueError(f"a stop string must be a non-empty string, got {text!r}")
+
+
+def stop_string_criteria(tokenizer, stop_strings: Sequence[str]) -> list:
+    """transformers' `StopStringCriteria` for ``stop_strings`` (a one-item list), or ``[]`` when there are none.
+
+    When no token of the vocabulary can end any of the stop strings, the model cannot write them, and
+    transformers' "unable to identify tokens" ``ValueError`` is turned into no criterion (logged).
+    """
+    from transformers import StopStringCriteria
+
+    check_stop_strings(stop_strings)
+    if not stop_strings:
+        return []
+    try:
+        return [StopStringCriteria(tokenizer, list(stop_strings))]
+    except ValueError as exc:
+        if "unable to identify tokens" not in str(exc):
+            raise
+        logger.info("no token of the vocabulary can end the stop strings %s: the model cannot write them",
+                    list(stop_strings))
+        return []
+
+
+def first_stop(text: str, stop_strings: Sequence[str]) -> tuple[int, int] | None:
+    """``(start, end)`` character offsets of the stop string completed first in ``text``, or None.
+
+    "Completed first" is the smallest end offset (ties: the longer stop string), so that the result for a
+    prefix of ``text`` that already holds a stop string is the result for all of ``text``: a streamed answer
+    is cut exactly where the whole answer is.
+    """
+    best: tuple[int, int] | None = None
+    for stop in stop_strings:
+        start = text.find(stop)
+        if start < 0:
             continue
-        marked = tokenizer("a" + text, add_special_tokens=False)["input_ids"]  # "a</s>": no leading marker
-        alone = tokenizer("a", add_special_tokens=False)["input_ids"]
-        sequences.append(marked[len(alone):] if marked[: len(alone)] == alone else ids)
-    return sequences
+        end = start + len(stop)
+        if best is None or (end, start) < (best[1], best[0]):
+            best = (start, end)
+    return best
 
 
-def _ends_with(row: list[int], sequence: list[int]) -> bool:
-    return len(row) >= len(sequence) and row[len(row) - len(sequence):] == sequence
+def cut_at_stop_strings(text: str, stop_strings: Sequence[str]) -> str:
+    """``text`` up to (not including) the stop string completed first; all of ``text`` when none occurs."""
+    found = first_stop(text, stop_strings)
+    return text if found is None else text[: found[0]]
 
 
-class StopOnTokenSequences(StoppingCriteria):
-    """Stop each row once its newly generated tokens end with one of ``sequences``."""
+def hold_back_stop_strings(pieces: Iterable[str], stop_strings: Sequence[str]) -> Iterator[str]:
+    """Pass streamed text through, cut as `cut_at_stop_strings` cuts the whole text.
 
-    def __init__(self, sequences: Sequence[Sequence[int]], prompt_length: int):
-        self.sequences = [list(s) for s in sequences if s]
-        self.prompt_length = prompt_length
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        done = [any(_ends_with(row[self.prompt_length:], s) for s in self.sequences) for row in input_ids.tolist()]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-def cut_at_stop(token_ids: Sequence[int], sequences: Sequence[Sequence[int]]) -> list[int]:
-    """``token_ids`` up to (not including) the first occurrence of any stop sequence."""
-    ids = list(token_ids)
-    first = len(ids)
-    for sequence in sequences:
-        n = len(sequence)
-        for start in range(0, len(ids) - n + 1):
-            if ids[start:start + n] == list(sequence):
-                first = min(first, start)
-                break
-    return ids[:first]
+    A tail of ``len(longest stop string) - 1`` characters that could begin a stop string is held back until the
+    next piece shows whether it does; the stream ends at the first stop string.
+    """
+    if not stop_strings:
+        yield from pieces
+        return
+    held = max(len(stop) for stop in stop_strings) - 1
+    text, sent = "", 0
+    for piece in pieces:
+        text += piece
+        found = first_stop(text, stop_strings)
+        if found is not None:
+            if found[0] > sent:
+                yield text[sent: found[0]]
+            return
+        safe = len(text) - held
+        if safe > sent:
+            yield text[sent:safe]
+            sent = safe
+    if len(text) > sent:
+        yield text[sent:]

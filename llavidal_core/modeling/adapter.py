@@ -80,8 +80,9 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
         language_model = load_base_language_model(base, **base_kwargs)
     with safe_open(weights_file, framework="pt") as reader:
         metadata = reader.metadata() or {}
-        if metadata.get("format") != ADAPTER_FORMAT:
-            raise AdapterError(f"{weights_file}: not a llavidal adapter (metadata format {metadata.get('format')!r})")
+        if metadata.get("format") != ADAPTER_FORMAT or "token_ids" not in metadata:
+            raise AdapterError(f"{weights_file}: not a llavidal adapter (metadata format {metadata.get('format')!r}, "
+                               f"token ids {'present' if 'token_ids' in metadata else 'absent'})")
         state = {key: reader.get_tensor(key) for key in reader.keys()}
     token_ids = json.loads(metadata["token_ids"])
     _check_base_fits(adapter, adapter_config, language_model, token_ids)
@@ -96,6 +97,7 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
         dtype=language_model.dtype,
     )
     model = model_class(config, language_model=language_model)
+    _check_adapter_complete(adapter, model, state, token_ids)
     projector_state = {key.removeprefix("projectors."): value for key, value in state.items()
                        if key.startswith("projectors.")}
     model.projectors.load_state_dict(projector_state, strict=True)
@@ -103,7 +105,25 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
     output = model.get_output_embeddings()
     if OUTPUT_ROWS_KEY in state and output is not None:
         _write_rows(output.weight, token_ids, state[OUTPUT_ROWS_KEY])
+    model.check_added_weights_finite(adapter)
     return model.to(device=language_model.device, dtype=language_model.dtype)
+
+
+def _check_adapter_complete(adapter: Any, model: Any, state: dict[str, torch.Tensor], token_ids: list[int]) -> None:
+    """Every tensor the model needs from the adapter is there, with its shape; nothing is left at random."""
+    expected = {f"projectors.{key}": tuple(value.shape) for key, value in model.projectors.state_dict().items()}
+    hidden = model.config.text_config.hidden_size
+    expected[INPUT_ROWS_KEY] = (len(token_ids), hidden)
+    if len(model._embedding_weights()) > 1:  # untied output embeddings have cue-token rows of their own
+        expected[OUTPUT_ROWS_KEY] = (len(token_ids), hidden)
+    missing = sorted(set(expected) - set(state))
+    if missing:
+        raise AdapterError(f"{adapter}: {ADAPTER_WEIGHTS_NAME} lacks {missing}, which would start random")
+    wrong = {key: (tuple(state[key].shape), shape) for key, shape in expected.items()
+             if tuple(state[key].shape) != shape}
+    if wrong:
+        found = "; ".join(f"{key} has shape {got}, expected {shape}" for key, (got, shape) in wrong.items())
+        raise AdapterError(f"{adapter}: {ADAPTER_WEIGHTS_NAME} does not fit the model: {found}")
 
 
 def _check_base_fits(adapter: Any, config: LlavidalConfig, language_model: PreTrainedModel, token_ids: list[int]) -> None:

@@ -8,12 +8,17 @@ exactly which cue plugins a saved model needs and where its cue tokens live in t
 from __future__ import annotations
 
 from dataclasses import field
-from typing import Any
+from typing import Any, Mapping
 
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from llavidal_core.cues import CueSpec
+from llavidal_core.errors import LlavidalError
+
+
+class NotALlavidalModelError(LlavidalError):
+    """A folder or repo expected to hold a llavidal model holds another kind of model."""
 
 
 class LlavidalConfig(PreTrainedConfig):
@@ -38,6 +43,31 @@ class LlavidalConfig(PreTrainedConfig):
     base_model_name_or_path: str | None = None
     cue_encoders: dict[str, str] = field(default_factory=dict)
     tie_word_embeddings: bool = False
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        # A text_config given as a dict (config.text_config = {...}, or a from_pretrained override) becomes
+        # its config class, as at construction, instead of a dict that later code cannot use.
+        if key == "text_config" and isinstance(value, Mapping):
+            value, _ = self.sub_configs_defaults["text_config"].create_subconfig(key, dict(value))
+        super().__setattr__(key, value)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> "LlavidalConfig":
+        """Load ``config.json`` from a folder or repo, refusing one that is not a llavidal model's.
+
+        Raises:
+            NotALlavidalModelError: the config's ``model_type`` is another (a plain LM such as ``llama``).
+        """
+        config_dict, _ = cls.get_config_dict(pretrained_model_name_or_path, **dict(kwargs))
+        found = config_dict.get("model_type")
+        if found != cls.model_type:
+            raise NotALlavidalModelError(
+                f"{pretrained_model_name_or_path}: config.json has model_type {found!r}, not a llavidal model "
+                f"({cls.model_type!r}); a plain language model is a base to build one on (a recipe's model.base, "
+                "LlavidalForConditionalGeneration.from_language_model), and an original LLAVIDAL checkpoint "
+                "converts with `llavidal convert legacy`"
+            )
+        return super().from_pretrained(pretrained_model_name_or_path, **kwargs)
 
     def __post_init__(self, **kwargs):
         self.cues = [spec.to_dict() if isinstance(spec, CueSpec) else dict(spec) for spec in self.cues]
@@ -79,4 +109,4 @@ class LlavidalConfig(PreTrainedConfig):
         return self.text_config.hidden_size
 
 
-__all__ = ["LlavidalConfig"]
+__all__ = ["LlavidalConfig", "NotALlavidalModelError"]

@@ -5,6 +5,9 @@ Each cue's feature rows go through its projector (a `ModuleDict` keyed by cue na
 ``inputs_embeds``. Start/end tokens are ordinary embedding rows. Cue features are used at prefill only, so
 generation with a KV cache works unchanged. `set_trainable` / `freeze` choose which parts learn: the LM,
 the projectors, or only the cue-token rows of the embeddings (a gradient mask keeps the base rows fixed).
+Features handed in are checked (numpy arrays taken as tensors, NaN/inf refused naming the cue and sample),
+and `from_pretrained` is strict: a checkpoint lacking any weight, or with NaN/inf in the projectors or
+cue-token rows, is an error instead of a model with random or NaN parts.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from transformers.utils.deprecation import deprecate_kwarg
 
 from llavidal_core.cue_tokens import add_cue_tokens
 from llavidal_core.cues import CueSpec
+from llavidal_core.errors import LlavidalError
+from llavidal_core.feature_inputs import as_feature_tensor, check_finite_by_sample
+from llavidal_core.finite import check_finite
 from llavidal_core.hub import push_to_hub, write_model_card
 from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
 from llavidal_core.modeling.standardize import StandardizedProjector
@@ -25,6 +31,10 @@ from llavidal_core.plugins import build_projector
 
 TRAINABLE_PARTS = ("llm", "projectors", "embeddings")
 CUE_INPUTS = ("cue_features", "cue_feature_masks")
+
+
+class MissingWeightsError(LlavidalError):
+    """A llavidal checkpoint lacks weights that loading would otherwise fill with random values."""
 
 
 class LlavidalPreTrainedModel(PreTrainedModel):
@@ -111,6 +121,44 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
             processor.save_pretrained(save_directory)
         write_model_card(self.config, save_directory)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """Load as transformers does, but strictly: a full llavidal checkpoint must hold every weight.
+
+        transformers fills weights a checkpoint lacks with random values and only logs a note; for a fused
+        model that means projectors (or standardisation statistics, or cue-token rows) that differ on every
+        load. Here any missing weight is an error, and so are NaN/inf values in the parts llavidal adds.
+
+        Raises:
+            MissingWeightsError: the checkpoint lacks weights, naming the folder or repo and the keys.
+            NonFiniteError: a projector weight or cue-token row holds NaN or inf.
+        """
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, loading_info = super().from_pretrained(pretrained_model_name_or_path, *model_args,
+                                                      output_loading_info=True, **kwargs)
+        missing = sorted(loading_info["missing_keys"])
+        if missing:
+            raise MissingWeightsError(
+                f"{pretrained_model_name_or_path}: the checkpoint lacks {len(missing)} weight(s) of the llavidal "
+                f"model, which would start random: {describe_keys(missing)}. Is it a complete save_pretrained "
+                "folder (an adapter-only folder loads with from_adapter)?"
+            )
+        model.check_added_weights_finite(pretrained_model_name_or_path)
+        return (model, loading_info) if output_loading_info else model
+
+    def check_added_weights_finite(self, source: Any) -> None:
+        """Refuse NaN/inf in what llavidal adds to the LM: projector weights, buffers and cue-token rows.
+
+        Raises:
+            NonFiniteError: naming ``source`` (a folder or repo id) and the tensor.
+        """
+        for name, tensor in self.projectors.state_dict().items():
+            check_finite(tensor, f"{source}: projectors.{name}")
+        token_ids = self.config.new_token_ids
+        for weight in self._embedding_weights():
+            rows = weight.detach()[[i for i in token_ids if i < weight.shape[0]]]
+            check_finite(rows, f"{source}: the cue-token rows {token_ids} of the embeddings")
+
     def save_adapter(self, save_directory, processor: Any = None):
         """Save only the projectors and the cue-token embedding rows (see `llavidal_core.modeling.adapter`)."""
         from llavidal_core.modeling.adapter import save_adapter
@@ -193,7 +241,13 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
 
         Rows fill positions in reading order (sample by sample, left to right), so features of the samples
         that have a cue come in batch order; samples without the cue have no patch tokens for it and no
-        unmasked rows. The number of patch positions must equal the number of rows, cue by cue.
+        unmasked rows. The number of patch positions must equal the number of rows, cue by cue. Features may
+        be torch tensors or numpy arrays, ``[B, rows, dim]`` (or ``[rows, dim]``), and must be finite.
+
+        Raises:
+            ValueError: unknown cues, a row/position count mismatch, a feature width the cue does not have;
+                `NonFiniteError` (a ``ValueError``) for NaN/inf values, naming the cue and the sample.
+            TypeError: features that are neither tensors nor numpy arrays, naming the cue.
         """
         cue_feature_masks = cue_feature_masks or {}
         unknown = sorted(set(cue_features) - set(self.config.cue_names))
@@ -210,7 +264,12 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
                         "but no features were given for it"
                     )
                 continue
-            projected = self.project_cue_features(cue, cue_features[cue], cue_feature_masks.get(cue))
+            features = as_feature_tensor(cue_features[cue], f"cue {cue!r}: features")
+            check_finite_by_sample(features, f"cue {cue!r}: features")
+            mask = cue_feature_masks.get(cue)
+            if mask is not None:
+                mask = as_feature_tensor(mask, f"cue {cue!r}: feature mask")
+            projected = self.project_cue_features(cue, features, mask)
             if projected.shape[0] != num_positions:
                 raise ValueError(
                     f"cue {cue!r}: the input has {num_positions} {self._spec(cue).patch_token} positions but "
@@ -330,11 +389,24 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
                 if isinstance(projector, StandardizedProjector) and not projector.is_fitted]
 
     def fit_feature_statistics(self, cue: str, mean: torch.Tensor, std: torch.Tensor) -> None:
-        """Set a standardised cue's per-dimension feature mean and standard deviation."""
+        """Set a standardised cue's per-dimension feature mean and standard deviation (``[feature_dim]`` each).
+
+        Raises:
+            ValueError: the cue is not standardised; `NonFiniteError` when either statistic holds NaN or inf
+                (features with NaN or inf were averaged), naming the cue.
+        """
         projector = self.projectors[cue]
         if not isinstance(projector, StandardizedProjector):
             raise ValueError(f"cue {cue!r} is not standardised (its spec has standardize=False)")
+        check_finite(mean, f"cue {cue!r}: the feature mean fitted for standardisation")
+        check_finite(std, f"cue {cue!r}: the feature standard deviation fitted for standardisation")
         projector.fit(mean.to(projector.feature_mean.device), std.to(projector.feature_std.device))
+
+
+def describe_keys(keys: Sequence[str], shown: int = 8) -> str:
+    """The first ``shown`` keys, comma-separated, and how many more there are."""
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
 
 
 def _build_cue_projector(spec: CueSpec, hidden_size: int) -> nn.Module:
@@ -357,4 +429,5 @@ def grow_token_embeddings(language_model: PreTrainedModel, vocab_size: int) -> N
         weight[old_size:] = weight[:old_size].mean(dim=0, keepdim=True)
 
 
-__all__ = ["LlavidalForConditionalGeneration", "LlavidalPreTrainedModel", "TRAINABLE_PARTS", "grow_token_embeddings"]
+__all__ = ["LlavidalForConditionalGeneration", "LlavidalPreTrainedModel", "MissingWeightsError", "TRAINABLE_PARTS",
+           "describe_keys", "grow_token_embeddings"]

@@ -6,6 +6,12 @@ spec fields), ``data`` (instruction file, missing-cue policy, sequence budget), 
 optimiser and schedule, precision, checkpoints), optional ``stages`` (a curriculum: each stage names the cues
 it uses, the earlier stages it starts from and its own ``data`` / ``train`` overrides) and ``output_dir``.
 
+Nothing leaves the machine unless the recipe says so in its own fields: ``train.hub`` uploads the trained
+model to the Hugging Face Hub, ``train.report_to`` names the experiment trackers. ``train.trainer_args``
+passes other `TrainingArguments` fields (``fsdp``, ``deepspeed``, ...) but refuses the upload and
+reporting keys (`UPLOAD_TRAINER_ARGS`) and the keys a recipe field already sets (`RECIPE_TRAINER_ARGS`),
+each with an error naming the key and the recipe field to use instead.
+
 Overrides address keys by dotted path (``train.learning_rate=1e-4``); list items are addressed by index
 (``cues.0.features=...``) or by their ``name`` (``cues.video.features=...``, ``stages.merge.train.epochs=2``).
 Values are parsed as YAML (``true``, ``[a, b]``, ``{r: 8}``). Every error names the key it is about.
@@ -29,6 +35,23 @@ from llavidal_core.errors import LlavidalError
 
 TRAINABLE_PARTS = ("llm", "projectors", "embeddings")
 DEFAULT_STAGE = "main"
+
+# `TrainingArguments` fields that upload or report to a service: never through train.trainer_args.
+UPLOAD_TRAINER_ARGS = {"push_to_hub": "train.hub", "report_to": "train.report_to"}
+UPLOAD_TRAINER_ARG_PREFIXES = {"push_to_hub_": "train.hub", "hub_": "train.hub", "trackio_": "train.report_to"}
+# `TrainingArguments` fields the runner sets from a recipe field: set that field instead.
+RECIPE_TRAINER_ARGS = {
+    "output_dir": "output_dir", "num_train_epochs": "train.epochs", "max_steps": "train.max_steps",
+    "per_device_train_batch_size": "train.batch_size",
+    "gradient_accumulation_steps": "train.gradient_accumulation_steps",
+    "learning_rate": "train.learning_rate", "weight_decay": "train.weight_decay",
+    "warmup_ratio": "train.warmup_ratio", "warmup_steps": "train.warmup_ratio",
+    "lr_scheduler_type": "train.lr_scheduler", "bf16": "train.precision", "fp16": "train.precision",
+    "tf32": "train.tf32", "gradient_checkpointing": "train.gradient_checkpointing",
+    "activation_checkpointing": "train.gradient_checkpointing", "save_steps": "train.save_steps",
+    "save_total_limit": "train.save_total_limit", "logging_steps": "train.logging_steps", "seed": "train.seed",
+    "data_seed": "train.seed", "dataloader_num_workers": "data.num_workers",
+}
 
 
 class RecipeError(LlavidalError):
@@ -99,10 +122,34 @@ class LoraSection:
 
 
 @dataclass
+class HubSection:
+    """Uploading a stage's output to the Hugging Face Hub, which happens only when a recipe has this section.
+
+    ``repo_id``: the model repo, ``"org/name"``. ``private``: create it private (the default). ``strategy``:
+    when to push, as `TrainingArguments.hub_strategy`: ``end`` (the final model only), ``every_save``,
+    ``checkpoint`` or ``all_checkpoints``. ``revision``: the branch to push to (None: main). The token is the
+    logged-in one (``hf auth login`` or ``HF_TOKEN``); a recipe never holds one.
+    """
+
+    repo_id: str
+    private: bool = True
+    strategy: Literal["end", "every_save", "checkpoint", "all_checkpoints"] = "end"
+    revision: str | None = None
+
+    def training_arguments(self) -> dict[str, Any]:
+        """The `TrainingArguments` fields that make the Trainer push to this repo."""
+        return {"push_to_hub": True, "hub_model_id": self.repo_id, "hub_private_repo": self.private,
+                "hub_strategy": self.strategy, "hub_revision": self.revision}
+
+
+@dataclass
 class TrainSection:
     """What trains and how. ``batch_size`` is per device; ``save``: the final output, ``full`` or ``adapter``.
 
-    ``trainer_args``: any other `transformers.TrainingArguments` field (``fsdp``, ``deepspeed``, ...).
+    ``hub``: upload the output to the Hub (`HubSection`; off when absent). ``report_to``: the experiment
+    trackers `TrainingArguments.report_to` names (``[none]`` for none; absent: TensorBoard when installed,
+    which stays on this machine). ``trainer_args``: any other `transformers.TrainingArguments` field
+    (``fsdp``, ``deepspeed``, ...), except the upload and reporting keys and the keys the fields above set.
     """
 
     trainable: list[str] = field(default_factory=lambda: ["projectors", "embeddings"])
@@ -123,6 +170,8 @@ class TrainSection:
     logging_steps: int = 10
     seed: int = 42
     save: Literal["full", "adapter"] = "full"
+    hub: HubSection | None = None
+    report_to: list[str] | None = None
     trainer_args: dict = field(default_factory=dict)
 
 
@@ -367,11 +416,13 @@ def _check(recipe: Recipe) -> None:
         for source in stage.init_from:
             if source not in earlier:
                 raise RecipeError(f"stages.{index}.init_from: {source!r} is not an earlier stage (earlier: {earlier})")
-    for plan in recipe.stage_plans():
+    plans = recipe.stage_plans()
+    for plan in plans:
         where = "train" if not recipe.stages else f"stages.{plan.name}.train"
         _check_train(plan.train, where)
         if plan.data.model_max_length <= 0:
             raise RecipeError(f"{where.removesuffix('train')}data.model_max_length must be positive")
+    _check_hub_repos(plans)
 
 
 def _check_train(train: TrainSection, where: str) -> None:
@@ -392,3 +443,31 @@ def _check_train(train: TrainSection, where: str) -> None:
         raise RecipeError(f"{where}.warmup_ratio is a fraction of the steps, in [0, 1); got {train.warmup_ratio}")
     if train.max_steps <= 0 and train.epochs <= 0:
         raise RecipeError(f"{where}: set epochs > 0 or max_steps > 0")
+    for key in train.trainer_args:
+        _check_trainer_arg(str(key), f"{where}.trainer_args")
+    if train.hub is not None and "/" not in train.hub.repo_id.strip("/"):
+        raise RecipeError(f"{where}.hub.repo_id must be 'org/name', got {train.hub.repo_id!r}")
+
+
+def _check_trainer_arg(key: str, where: str) -> None:
+    """`RecipeError` for a trainer_args key that uploads, reports, or repeats a recipe field."""
+    field_name = UPLOAD_TRAINER_ARGS.get(key) or next(
+        (name for prefix, name in UPLOAD_TRAINER_ARG_PREFIXES.items() if key.startswith(prefix)), None)
+    if field_name is not None:
+        raise RecipeError(f"{where}.{key}: uploading and reporting are not passed through trainer_args; "
+                          f"say it in the recipe with {field_name} (see the recipe documentation)")
+    if key in RECIPE_TRAINER_ARGS:
+        raise RecipeError(f"{where}.{key}: the recipe sets this from {RECIPE_TRAINER_ARGS[key]}; set that instead")
+
+
+def _check_hub_repos(plans: list[StagePlan]) -> None:
+    """Two stages pushing to one repo would overwrite each other: each stage names its own."""
+    pushed: dict[tuple[str, str | None], str] = {}
+    for plan in plans:
+        if plan.train.hub is None:
+            continue
+        target = (plan.train.hub.repo_id, plan.train.hub.revision)
+        if target in pushed:
+            raise RecipeError(f"stages.{plan.name}.train.hub: stages {pushed[target]!r} and {plan.name!r} would both "
+                              f"push to {target[0]}; give each stage its own repo_id or revision")
+        pushed[target] = plan.name

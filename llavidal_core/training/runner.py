@@ -18,6 +18,7 @@ from typing import Any
 
 from llavidal_core.errors import LlavidalError
 from llavidal_core.training.recipe import Recipe, StagePlan
+from llavidal_core.write_failures import reporting_write_failures
 
 STAGE_DONE_FILE = "llavidal_training.json"
 LOG_FILE = "log.jsonl"
@@ -110,16 +111,20 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     # The final output: a from_pretrained-loadable folder (or an adapter) with the processor beside it.
     if plan.train.lora is not None:
         model_setup.merge_lora(model)
-    if plan.train.save == "adapter":
+    with reporting_write_failures(plan.output_dir, f"the stage {plan.name} model"):
+        if plan.train.save == "adapter":
+            if trainer.is_world_process_zero():
+                model.save_adapter(plan.output_dir, processor)
+                if plan.train.hub is not None:  # the Trainer pushes full saves itself, not adapters
+                    push_output_folder(plan.output_dir, plan.train.hub, plan.name)
+        else:
+            trainer.save_model(str(plan.output_dir))
         if trainer.is_world_process_zero():
-            model.save_adapter(plan.output_dir, processor)
-    else:
-        trainer.save_model(str(plan.output_dir))
+            summary = {"stage": plan.name, "cues": plan.cues, "init_from": plan.init_from,
+                       "save": plan.train.save, "global_step": trainer.state.global_step,
+                       "train_loss": result.training_loss, "parameters": counts.by_part, "data": report.as_dict()}
+            (plan.output_dir / STAGE_DONE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if trainer.is_world_process_zero():
-        summary = {"stage": plan.name, "cues": plan.cues, "init_from": plan.init_from,
-                   "save": plan.train.save, "global_step": trainer.state.global_step,
-                   "train_loss": result.training_loss, "parameters": counts.by_part, "data": report.as_dict()}
-        (plan.output_dir / STAGE_DONE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         _say(f"stage {plan.name}: saved to {plan.output_dir}")
     trainer.accelerator.wait_for_everyone()
     return plan.output_dir
@@ -185,10 +190,13 @@ def training_arguments(plan: StagePlan, *, for_this_machine: bool = True):
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         ddp_find_unused_parameters=True,
-        report_to=["tensorboard"] if is_tensorboard_available() else "none",
+        report_to=(train.report_to if train.report_to is not None
+                   else ["tensorboard"] if is_tensorboard_available() else "none"),
     )
     if _distributed_on_cpu():
         values["use_cpu"] = True  # torchrun without GPUs: accelerate then runs DDP over gloo
+    if train.hub is not None:  # the only way a run uploads: the recipe's own train.hub section
+        values.update(train.hub.training_arguments())
     values.update(train.trainer_args)
     if not for_this_machine:
         values.update(bf16=False, fp16=False, tf32=None)
@@ -196,6 +204,17 @@ def training_arguments(plan: StagePlan, *, for_this_machine: bool = True):
         return TrainingArguments(**values)
     except (TypeError, ValueError) as exc:
         raise LlavidalError(f"stage {plan.name}: TrainingArguments refused the train settings ({exc})") from None
+
+
+def push_output_folder(folder: Path, hub: Any, stage: str) -> None:
+    """Upload a stage's saved output (not its checkpoints or logs) to ``hub.repo_id`` in one commit."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(hub.repo_id, private=hub.private, exist_ok=True)
+    api.upload_folder(repo_id=hub.repo_id, folder_path=str(folder), revision=hub.revision,
+                      commit_message=f"llavidal train: stage {stage}",
+                      ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.jsonl", ".*"])
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -136,3 +136,107 @@ def test_core_and_plugins_command_do_not_import_torch(python_args):
     assert "llavidal_core.plugins" in modules or python_args[0] == "-c"
     heavy = sorted(m for m in modules if m.split(".")[0] in {"torch", "transformers", "numpy", "safetensors"})
     assert heavy == [], f"imported {heavy[:5]}"
+
+
+# -- a plugin can only break itself -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("statement", ["import sys\nsys.exit(0)\n", "raise KeyboardInterrupt\n"],
+                         ids=["sys.exit", "KeyboardInterrupt"])
+def test_a_plugin_ending_the_process_at_import_breaks_only_itself(statement, distributions):
+    distributions.add_cue_plugin("good-plugin", "good")
+    distributions.add("exiting-plugin", {"exiting_plugin": statement}, {"exiting": "exiting_plugin"})
+    only_these = {"LLAVIDAL_LOAD_PLUGINS": "good-plugin,exiting-plugin"}
+    result = run_cli("plugins", "--errors", env_extra=only_these, pythonpath=[distributions.root])
+    assert result.returncode == 0, result.stderr
+    errors = json.loads(result.stdout)
+    assert [e["distribution"] for e in errors] == ["exiting-plugin"]
+    result = run_cli("convert", "apply-delta", "--help", env_extra=only_these, pythonpath=[distributions.root])
+    assert result.returncode == 0 and "--delta" in result.stdout
+
+
+class UsurperPlugin:
+    """Registers the core's ``train``, a command inside it, the core's ``convert`` group and ``plugins``."""
+
+    @hookimpl
+    def llavidal_register_commands(self, register):
+        register(("train",), help="not the real train", run=lambda args: print("usurped"))
+        register(("train", "faster"), help="nests under the core's train", run=lambda args: 0)
+        register(("convert",), help="a leaf where the core has a group", run=lambda args: 0)
+        register(("plugins", "mine"), help="inside the CLI's own command", run=lambda args: 0)
+        register(("usurp", "ok"), help="its own command", run=lambda args: print("still here"))
+
+
+def test_a_plugin_reusing_core_commands_loses_them_and_keeps_its_own(capsys, llavidal_plugins):
+    from llavidal_core import training_commands
+
+    llavidal_plugins.register(UsurperPlugin(), name="usurper", distribution="llavidal-usurper")
+    assert main(["usurp", "ok"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "still here\n"
+    for clash in ("'train' is already provided by llavidal-core", "'train faster' overlaps the command 'train'",
+                  "'convert' overlaps the command 'convert apply-delta'", "'plugins mine' overlaps"):
+        assert clash in captured.err
+    assert llavidal_plugins.commands()[("train",)].run is training_commands.run
+    assert main(["plugins", "--errors"]) == 0
+    errors = json.loads(capsys.readouterr().out)
+    assert len(errors) == 4 and {e["distribution"] for e in errors} == {"llavidal-usurper"}
+
+
+def test_two_plugins_clashing_leave_the_core_commands_working(capsys, llavidal_plugins):
+    llavidal_plugins.register(GreeterPlugin(), name="greeter")
+    llavidal_plugins.register(GreeterPlugin(), name="greeter-again", distribution="llavidal-greeter-fork")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["convert", "apply-delta", "--help"])
+    assert exit_info.value.code == 0 and "--delta" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["greet", "hello", "x"])  # given to neither
+    assert exit_info.value.code == 2
+
+
+class BrokenArgumentsPlugin:
+    @hookimpl
+    def llavidal_register_commands(self, register):
+        register(("broken",), help="its add_arguments exits", add_arguments=lambda parser: sys.exit(1),
+                 run=lambda args: 0)
+        register(("clashing",), help="adds -h again", add_arguments=lambda parser: parser.add_argument("-h"),
+                 run=lambda args: 0)
+        register(("fine",), help="works", run=lambda args: print("fine"))
+
+
+def test_a_command_whose_arguments_fail_is_left_out(capsys, llavidal_plugins):
+    llavidal_plugins.register(BrokenArgumentsPlugin(), name="broken-arguments")
+    assert main(["fine"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "fine\n"
+    assert "add_arguments of the command 'broken' raised SystemExit" in captured.err
+    assert "add_arguments of the command 'clashing' raised" in captured.err
+    assert main(["plugins", "--errors"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 2
+
+
+class SloppyCuePlugin:
+    @hookimpl
+    def llavidal_register_cues(self, register):
+        register({"name": "not a spec"})
+
+
+def test_plugins_errors_lists_failed_register_calls(capsys, llavidal_plugins):
+    llavidal_plugins.register(SloppyCuePlugin(), name="sloppy")
+    assert main(["plugins", "--errors"]) == 0
+    errors = json.loads(capsys.readouterr().out)
+    assert [e["name"] for e in errors] == ["sloppy"] and "CueSpec" in errors[0]["error"]
+
+
+def test_ctrl_c_in_a_running_command_still_stops_it(capsys, llavidal_plugins):
+    class Interrupted:
+        @hookimpl
+        def llavidal_register_commands(self, register):
+            register(("long",), help="interrupted by the user", run=self.run)
+
+        @staticmethod
+        def run(args):
+            raise KeyboardInterrupt
+
+    llavidal_plugins.register(Interrupted(), name="interrupted")
+    assert main(["long"]) == 130
+    assert capsys.readouterr().err == "llavidal: interrupted\n"

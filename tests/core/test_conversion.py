@@ -134,3 +134,137 @@ def test_convert_commands_are_registered_as_a_builtin_plugin(llavidal_plugins):
     commands = llavidal_plugins.commands()
     assert {("convert", "legacy"), ("convert", "apply-delta")} <= set(commands)
     assert commands[("convert", "legacy")].run is conversion_commands.run_legacy
+
+
+# -- a delta that does not fit its base: every misfit named, nothing written --------------------------------------
+
+def save_delta(state: dict[str, torch.Tensor], folder, shards: list[list[str]], config) -> None:
+    """``state`` saved as safetensors ``shards`` (lists of tensor names) with a transformers index, and ``config``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(folder)
+    weight_map = {}
+    for number, names in enumerate(shards, start=1):
+        file = f"model-{number:05d}-of-{len(shards):05d}.safetensors"
+        save_file({name: state[name].contiguous() for name in names}, folder / file)
+        weight_map.update(dict.fromkeys(names, file))
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+
+
+@pytest.fixture
+def tiny_delta(tiny_llm_dir):
+    """``(state, config)`` of a valid delta for the tiny base: target - base, vocabulary grown by 3 rows."""
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_llm_dir).state_dict()
+    target = build_tiny_causal_lm(seed=3, vocab_size=BASE_VOCAB + 3)
+    state = {}
+    for key, value in target.state_dict().items():
+        state[key] = value.clone()
+        state[key][: base[key].shape[0]] -= base[key]
+    return state, target.config
+
+
+def run_apply_delta_cli(tiny_llm_dir, delta, out) -> int:
+    from llavidal_core.cli import main
+
+    return main(["convert", "apply-delta", "--base", str(tiny_llm_dir), "--delta", str(delta), "--out", str(out)])
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
+
+
+@pytest.mark.parametrize("change, named", [
+    (lambda state: state.pop("model.layers.1.mlp.down_proj.weight"), "missing from the delta"),
+    (lambda state: state.update({"model.layers.2.mlp.down_proj.weight": torch.zeros(2, 2)}), "the base lacks"),
+    (lambda state: state.update({"model.layers.0.self_attn.q_proj.weight": torch.zeros(33, 32)}), "shape mismatch"),
+], ids=["delta-lacks-a-base-tensor", "delta-has-an-unknown-tensor", "shape-mismatch"])
+def test_a_delta_that_does_not_fit_is_an_error_naming_the_tensor(change, named, tiny_delta, tiny_llm_dir,
+                                                                  tmp_path, capsys, llavidal_plugins):
+    state, config = tiny_delta
+    change(state)
+    keys = sorted(state)
+    save_delta(state, tmp_path / "delta", [keys[:5], keys[5:]], config)
+
+    assert run_apply_delta_cli(tiny_llm_dir, tmp_path / "delta", tmp_path / "out") == 1
+
+    err = capsys.readouterr().err
+    changed = {"missing": "model.layers.1.mlp.down_proj.weight", "the base": "model.layers.2.mlp.down_proj.weight",
+               "shape": "model.layers.0.self_attn.q_proj.weight (base (32, 32), delta (33, 32))"}
+    assert named in err and next(v for k, v in changed.items() if named.startswith(k) or k in named) in err
+    assert leftovers(tmp_path) == ["delta"]  # no output folder, no staging folder
+
+
+def test_rows_may_grow_only_in_the_vocabulary_tensors(tiny_delta, tiny_llm_dir, tmp_path, capsys, llavidal_plugins):
+    state, config = tiny_delta
+    grown = "model.layers.0.mlp.up_proj.weight"
+    state[grown] = torch.cat([state[grown], torch.zeros(1, state[grown].shape[1])])
+    save_delta(state, tmp_path / "delta", [sorted(state)], config)
+    assert run_apply_delta_cli(tiny_llm_dir, tmp_path / "delta", tmp_path / "out") == 1
+    assert f"{grown} (base (37, 32), delta (38, 32))" in capsys.readouterr().err
+
+
+def test_projectors_only_the_delta_has_are_kept(tiny_delta, tiny_llm_dir, tmp_path, capsys, llavidal_plugins):
+    from safetensors.torch import load_file
+
+    state, config = tiny_delta
+    state["model.mm_projector.weight"] = torch.randn(32, 8)
+    state["model.mm_projector_forpose.bias"] = torch.randn(32)
+    save_delta(state, tmp_path / "delta", [sorted(state)], config)
+    assert run_apply_delta_cli(tiny_llm_dir, tmp_path / "delta", tmp_path / "out") == 0
+    written = load_file(tmp_path / "out" / "model.safetensors")
+    assert torch.equal(written["model.mm_projector.weight"], state["model.mm_projector.weight"])
+    assert "model.mm_projector_forpose.bias" in capsys.readouterr().out
+
+
+def test_a_failure_while_writing_leaves_no_output_and_an_existing_one_untouched(tiny_delta, tiny_llm_dir, tmp_path):
+    """The second shard cannot be written (a file-size limit, as on a full disk): nothing appears at --out."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    state, config = tiny_delta
+    small = ["model.embed_tokens.weight", "model.norm.weight"]
+    save_delta(state, tmp_path / "delta", [small, sorted(set(state) - set(small))], config)
+    (tmp_path / "out").mkdir()
+    limit = 30_000  # the first shard is ~13 KB, the second ~70 KB
+
+    def limit_file_size():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write then fails with EFBIG
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-B", "-m", "llavidal_core", "convert", "apply-delta", "--base", str(tiny_llm_dir),
+         "--delta", str(tmp_path / "delta"), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=120, preexec_fn=limit_file_size)
+
+    assert result.returncode == 1, result.stderr
+    assert "model-00002-of-00002.safetensors: cannot write the weights" in result.stderr
+    assert leftovers(tmp_path) == ["delta", "out"] and leftovers(tmp_path / "out") == []
+
+
+def test_a_non_empty_out_folder_is_refused_and_kept(tiny_delta, tiny_llm_dir, tmp_path, capsys, llavidal_plugins):
+    state, config = tiny_delta
+    save_delta(state, tmp_path / "delta", [sorted(state)], config)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    assert run_apply_delta_cli(tiny_llm_dir, tmp_path / "delta", tmp_path / "out") == 1
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert leftovers(tmp_path / "out") == ["notes.txt"]
+
+
+def test_overwrite_replaces_the_old_output_whole(tiny_delta, tiny_llm_dir, tmp_path):
+    from llavidal_core.conversion import apply_delta
+
+    state, config = tiny_delta
+    save_delta(state, tmp_path / "delta", [sorted(state)], config)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "model-00001-of-00009.safetensors").write_text("a stale shard of an earlier run")
+    apply_delta(tiny_llm_dir, tmp_path / "delta", tmp_path / "out", overwrite=True)
+    assert leftovers(tmp_path / "out") == ["config.json", "model.safetensors"]
+    assert leftovers(tmp_path) == ["delta", "out"]
+    with pytest.raises(ConversionError, match="would replace the delta folder"):
+        apply_delta(tiny_llm_dir, tmp_path / "delta", tmp_path, overwrite=True)

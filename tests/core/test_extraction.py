@@ -1,9 +1,13 @@
 """What every ``llavidal extract`` command shares: inputs, ids, shards, the errors log, devices."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
+
+from llavidal_core import __version__
 
 from llavidal_core.extraction import (
     ERRORS_FILE,
@@ -118,6 +122,31 @@ def test_failures_are_json_lines(tmp_path):
     lines = [json.loads(line) for line in (tmp_path / ERRORS_FILE).read_text().splitlines()]
     assert [(l["path"], l["video_id"], l["error"], l["rank"]) for l in lines] == [
         ("/data/bad.mp4", "bad", "moov atom not found", 1), ("/data/worse.mp4", "worse", "no frames", 0)]
+
+
+RERUN_FAILURE = ("import sys; from llavidal_core.extraction import record_failure; "
+                 "print(record_failure(sys.argv[1], '/data/bad.mp4', 'bad', 'moov atom not found', 0))")
+
+
+def test_a_failure_is_recorded_once_per_path_error_and_version(tmp_path):
+    errors_path = tmp_path / ERRORS_FILE
+    errors_path.write_text(json.dumps({"path": "/data/old.mp4", "video_id": "old", "error": "no frames"}) + "\n"
+                           + "{a line cut short by a kill")  # written by an older llavidal, then a torn line
+    assert record_failure(tmp_path, "/data/bad.mp4", "bad", "moov atom not found", 0)
+    assert not record_failure(tmp_path, "/data/bad.mp4", "bad", "moov atom not found", 1)  # another rank, same
+    assert record_failure(tmp_path, "/data/bad.mp4", "bad", "no frames", 0)                 # a new error
+    assert record_failure(tmp_path, "/data/old.mp4", "old", "no frames", 0)                 # a new version
+    for _ in range(2):  # reruns in fresh processes add nothing
+        rerun = subprocess.run([sys.executable, "-c", RERUN_FAILURE, str(tmp_path)], capture_output=True, text=True,
+                               check=True)
+        assert rerun.stdout.strip() == "False"
+
+    lines = errors_path.read_text().splitlines()
+    records = [json.loads(line) for line in lines[2:]]
+    assert len(lines) == 5
+    assert [(r["path"], r["error"], r["llavidal_version"]) for r in records] == [
+        ("/data/bad.mp4", "moov atom not found", __version__), ("/data/bad.mp4", "no frames", __version__),
+        ("/data/old.mp4", "no frames", __version__)]
 
 
 def test_an_unreadable_feature_file_counts_as_not_done(tmp_path):

@@ -2,6 +2,8 @@
 
 import argparse
 import json
+import logging
+import re
 import subprocess
 import sys
 
@@ -11,7 +13,8 @@ import torch
 
 from llavidal_core import __version__, atomic_files
 from llavidal_core.errors import FeatureStoreError
-from llavidal_core.features import FeatureStore
+from llavidal_core.features import CorruptFeatureFileError, FeatureStore
+from llavidal_core.finite import NonFiniteError
 
 
 def exactly_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -346,3 +349,102 @@ def test_registering_the_feature_commands_does_not_import_torch():
     code = ("import sys, llavidal_core.feature_commands; "
             "assert 'torch' not in sys.modules, 'feature_commands imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# -- non-finite features, corrupt files, listing ------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_write_of_non_finite_features_is_refused_and_writes_nothing(tmp_path, dtype, bad):
+    store = FeatureStore(tmp_path)
+    store.write("v", "pose", torch.ones(4, 3))
+    before = store.path_for("v").read_bytes()
+    features = torch.zeros(356, 8, dtype=dtype)
+    features[17, 3] = bad
+    features[200, 0] = bad
+
+    with pytest.raises(NonFiniteError, match=r"v\.safetensors \[video\]: 2 of 2848 values are not finite"):
+        store.write("v", "video", features)
+    with pytest.raises(NonFiniteError):
+        store.write("new", "video", features)
+
+    assert store.path_for("v").read_bytes() == before
+    assert store.video_ids() == ["v"] and temp_files(tmp_path) == []
+
+
+def test_a_stored_nan_is_refused_on_reading_naming_the_file_and_the_cue(tmp_path):
+    from safetensors.torch import save_file
+
+    store = FeatureStore(tmp_path)
+    video = torch.ones(356, 4)
+    video[3, 1] = float("nan")
+    save_file({"video": video, "pose": torch.ones(2, 2)}, str(store.path_for("v")),
+              metadata={"format": "llavidal-features", "format_version": "1"})  # written by an older llavidal
+
+    for read in (lambda: store.read("v", "video"), lambda: store.read_all("v")):
+        with pytest.raises(NonFiniteError, match=rf"{re.escape(str(store.path_for('v')))} \[video\]: 1 of 1424"):
+            read()
+    assert exactly_equal(store.read("v", "pose"), torch.ones(2, 2))
+    assert store.cues("v") == ["pose", "video"]  # the header alone is still readable
+
+
+def test_a_corrupt_file_is_replaced_only_when_the_writer_asks(tmp_path, caplog):
+    store = FeatureStore(tmp_path)
+    store.write("v", "video", torch.randn(16, 16))
+    path = store.path_for("v")
+    path.write_bytes(path.read_bytes()[:-100])
+
+    with pytest.raises(CorruptFeatureFileError, match="not a readable safetensors file"):
+        store.write("v", "pose", torch.ones(2))
+    with caplog.at_level(logging.WARNING, logger="llavidal_core.features"):
+        store.write("v", "pose", torch.ones(2), replace_corrupt=True)
+
+    assert store.cues("v") == ["pose"]
+    assert str(path) in caplog.text and "replacing it with a file holding only the 'pose' features" in caplog.text
+
+
+def test_a_file_of_a_newer_format_is_never_replaced(tmp_path):
+    from safetensors.torch import save_file
+
+    store = FeatureStore(tmp_path)
+    save_file({"video": torch.zeros(2)}, str(store.path_for("v")),
+              metadata={"format": "llavidal-features", "format_version": "2"})
+    before = store.path_for("v").read_bytes()
+
+    with pytest.raises(FeatureStoreError, match="format version '2'"):
+        store.write("v", "pose", torch.ones(2), replace_corrupt=True)
+    assert store.path_for("v").read_bytes() == before
+
+
+def test_features_list_reports_a_corrupt_file_and_lists_the_rest(tmp_path, capsys, llavidal_plugins):
+    store = FeatureStore(tmp_path)
+    for video_id in ("a", "b", "c"):
+        store.write(video_id, "video", torch.zeros(2, 3))
+    store.path_for("b").write_bytes(b"half a file")
+
+    assert run_command(llavidal_plugins, ("features", "list"), [str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert [line["video_id"] for line in lines] == ["a", "b", "c"]
+    assert lines[0]["cues"] == lines[2]["cues"] == {"video": {"shape": [2, 3], "dtype": "float32"}}
+    assert lines[1]["path"] == str(store.path_for("b")) and "not a readable safetensors file" in lines[1]["error"]
+    assert "1 feature file(s) could not be read" in captured.err
+
+    assert run_command(llavidal_plugins, ("features", "list"), [str(tmp_path), "--cue", "video"]) == 1
+    assert [json.loads(line).get("error") is None for line in capsys.readouterr().out.splitlines()] == [
+        True, False, True]
+
+
+def test_features_list_into_a_reader_that_stops_early_exits_quietly(tmp_path):
+    store = FeatureStore(tmp_path)
+    one_file = store.write("a_rather_long_video_identifier_00000", "video", torch.zeros(1)).read_bytes()
+    for number in range(1, 1500):  # ~90 KB of JSON lines: more than a pipe holds, so the lister meets its closed end
+        store.path_for(f"a_rather_long_video_identifier_{number:05d}").write_bytes(one_file)
+    listing = subprocess.Popen([sys.executable, "-m", "llavidal_core", "features", "list", str(tmp_path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = listing.stdout.readline()
+    listing.stdout.close()
+    stderr = listing.stderr.read()
+    assert listing.wait(timeout=120) == 0, stderr
+    assert json.loads(first)["video_id"] == "a_rather_long_video_identifier_00000"
+    assert stderr == b""

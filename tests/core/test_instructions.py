@@ -126,3 +126,20 @@ def test_convert_instructions_keeps_videos_with_features_in_sub_folders(tmp_path
     samples = read_instruction_file(out)
     assert [sample.video_id for sample in samples] == ids[:2]
     assert samples[0].feature_files["video"] == "P03/P03T01C05/clips/clip_1.pkl"
+
+
+def test_convert_instructions_drops_only_the_video_of_a_corrupt_feature_file(tmp_path, capsys, llavidal_plugins):
+    import torch
+
+    from llavidal_core.features import FeatureStore
+
+    source = tmp_path / "videoinstruct.json"
+    source.write_text(json.dumps([{"video_id": f"v{i}", "q": "q", "a": "a"} for i in range(3)]))
+    store = FeatureStore(tmp_path / "features")
+    for index in range(3):
+        store.write(f"v{index}", "video", torch.zeros(1))
+    store.path_for("v1").write_bytes(b"not safetensors")
+    out = tmp_path / "train.json"
+    assert main(["convert", "instructions", str(source), "--out", str(out), "--features", str(store.root)]) == 0
+    assert [sample.video_id for sample in read_instruction_file(out)] == ["v0", "v2"]
+    assert "v1.safetensors" in capsys.readouterr().err

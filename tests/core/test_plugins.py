@@ -95,10 +95,13 @@ def test_allow_list_naming_an_absent_distribution_warns(distributions, monkeypat
 def test_duplicate_cue_names_name_both_distributions(distributions):
     distributions.add_cue_plugin("first-plugin", "dup")
     distributions.add("second-plugin", {"second_module": _module_registering("dup")}, {"dup2": "second_module"})
-    manager = load_installed()
+    with pytest.warns(PluginLoadWarning, match="neither is used"):
+        manager = load_installed()
+        assert "dup" not in manager.cues()  # given to neither
     with pytest.raises(DuplicateRegistrationError) as error:
-        manager.cues()
+        manager.cue("dup")
     assert "first-plugin" in str(error.value) and "second-plugin" in str(error.value)
+    assert {f.distribution for f in manager.failures} == {"first-plugin", "second-plugin"}
 
 
 def test_entry_point_name_clash_is_reported(distributions):
@@ -136,6 +139,8 @@ def test_bad_register_call_is_reported(llavidal_plugins):
     llavidal_plugins.register(Sloppy(), name="sloppy")
     with pytest.warns(PluginLoadWarning, match="sloppy.*CueSpec"):
         assert llavidal_plugins.cues() == {}
+    assert llavidal_plugins.cues() == {}  # read again: reported once
+    assert [f.name for f in llavidal_plugins.failures] == ["sloppy"]
 
 
 def test_plugin_projector_is_built_by_name(llavidal_plugins):
@@ -164,3 +169,78 @@ def _module_registering(cue_name: str) -> str:
         "def llavidal_register_cues(register):\n"
         "    register(SPEC)\n"
     )
+
+
+# -- a plugin can only break itself ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("statement, shown", [
+    ("import sys\nsys.exit(3)\n", "SystemExit: exit code 3"),
+    ("raise SystemExit\n", "SystemExit: exit code None"),
+    ("raise KeyboardInterrupt\n", "KeyboardInterrupt"),
+], ids=["sys.exit", "bare-SystemExit", "KeyboardInterrupt"])
+def test_a_plugin_ending_the_process_at_import_is_reported(statement, shown, distributions):
+    distributions.add_cue_plugin("good-plugin", "good")
+    distributions.add("exiting-plugin", {"exiting_plugin": statement}, {"exiting": "exiting_plugin"})
+    with pytest.warns(PluginLoadWarning, match="exiting-plugin"):
+        manager = load_installed()
+    assert set(manager.cues()) == {"good"}
+    assert [(f.distribution, f.error) for f in manager.failures] == [("exiting-plugin", f"at import: {shown}")]
+
+
+@pytest.mark.parametrize("ending", [SystemExit(2), KeyboardInterrupt()], ids=["SystemExit", "KeyboardInterrupt"])
+def test_a_hook_ending_the_process_is_reported(ending, llavidal_plugins):
+    class Ending:
+        @hookimpl
+        def llavidal_register_cues(self, register):
+            raise ending
+
+    class Fine:
+        @hookimpl
+        def llavidal_register_cues(self, register):
+            register(FAKE_CUE_SPEC)
+
+    llavidal_plugins.register(Ending(), name="ending")
+    llavidal_plugins.register(Fine(), name="fine")
+    with pytest.warns(PluginLoadWarning, match=f"ending.*{type(ending).__name__}"):
+        assert set(llavidal_plugins.cues()) == {"fake"}
+
+
+def test_a_core_name_stays_the_cores(llavidal_plugins):
+    class Usurper:
+        @hookimpl
+        def llavidal_register_projectors(self, register):
+            register("linear", lambda feature_dim, hidden: "the plugin's")
+            register("usurper_projector", lambda feature_dim, hidden: "kept")
+
+    llavidal_plugins.register(Usurper(), name="usurper", distribution="llavidal-usurper")
+    with pytest.warns(PluginLoadWarning, match="projector 'linear' is already provided by llavidal-core"):
+        projectors = llavidal_plugins.projectors()
+    assert projectors["linear"].source.builtin
+    assert llavidal_plugins.build_projector("usurper_projector", 2, 3) == "kept"
+    assert [f.distribution for f in llavidal_plugins.failures] == ["llavidal-usurper"]
+
+
+def test_failures_list_every_hook_without_asking_for_it_first(llavidal_plugins):
+    class Sloppy:
+        @hookimpl
+        def llavidal_register_cues(self, register):
+            register("not a spec")
+
+    llavidal_plugins.register(Sloppy(), name="sloppy")
+    with pytest.warns(PluginLoadWarning):
+        failures = llavidal_plugins.failures
+    assert [f.name for f in failures] == ["sloppy"] and "bad register() call" in failures[0].error
+
+
+def test_describe_survives_malformed_register_calls(llavidal_plugins):
+    class Sloppy:
+        @hookimpl
+        def llavidal_register_cues(self, register):
+            register(FAKE_CUE_SPEC, encoder="x:Y", unexpected=True)
+            register()
+
+    llavidal_plugins.register(Sloppy(), name="sloppy")
+    with pytest.warns(PluginLoadWarning):
+        record = next(r for r in llavidal_plugins.describe() if r["name"] == "sloppy")
+    assert record["cues"] == []
+    assert len(llavidal_plugins.failures) == 2

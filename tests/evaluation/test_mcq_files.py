@@ -102,3 +102,51 @@ def test_not_json_and_missing_file(tmp_path):
         load_mcq_file(tmp_path / "absent.json")
     with pytest.raises(MCQFormatError, match="holds no questions"):
         load_mcq_file(write(tmp_path, []))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply to read"),
+    ('{"a": ' * 100_000 + "1" + "}" * 100_000, "nested too deeply to read"),
+    ("[" + "1" * 5000 + "]", "not valid JSON"),  # an integer too long to convert is a ValueError, not a decode error
+    ('{"0": {"video_id": "v"}, "0": {"video_id": "w"}}', "the key '0' appears twice in one JSON object"),
+], ids=["deep-list", "deep-object", "long-integer", "repeated-key"])
+def test_hostile_json_is_a_format_error_naming_the_file(tmp_path, text, message):
+    path = tmp_path / "hostile.json"
+    path.write_text(text)
+    with pytest.raises(MCQFormatError, match=rf"hostile.json: .*{message}"):
+        load_mcq_file(path)
+
+
+def test_a_repeated_field_inside_a_record_is_not_silently_dropped(tmp_path):
+    path = tmp_path / "questions.json"
+    path.write_text('[{"video_id": "v", "question": "q?", "choices": {"A": "x", "B": "y"}, "answer": "A", '
+                    '"answer": "B", "start_frame": 0, "end_frame": 9}]')
+    with pytest.raises(MCQFormatError, match="the key 'answer' appears twice"):
+        load_mcq_file(path)
+
+
+def test_unreadable_files_are_format_errors(tmp_path):
+    with pytest.raises(MCQFormatError, match="is a folder, not a questions file"):
+        load_mcq_file(tmp_path)
+    latin = tmp_path / "latin.json"
+    latin.write_bytes('[{"question": "caf\u00e9"}]'.encode("latin-1"))
+    with pytest.raises(MCQFormatError, match="latin.json: not valid JSON \\(not UTF-8 text"):
+        load_mcq_file(latin)
+
+
+def test_a_huge_value_is_shown_short_in_the_error(tmp_path):
+    record = {"video_id": "v", "question": "q?", "choices": {"A": "x"}, "answer": "Z" * 100_000,
+              "start_frame": 0, "end_frame": 9}
+    with pytest.raises(MCQFormatError) as error:
+        load_mcq_file(write(tmp_path, [record]))
+    assert "'answer' is 'ZZZ" in str(error.value) and len(str(error.value)) < 300
+
+
+def test_check_of_a_deeply_nested_file_exits_2(tmp_path, capsys, llavidal_plugins):
+    from llavidal_core.cli import main
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["eval", "mcq", "--check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "deep.json: not a questions file: its JSON is nested too deeply" in err and err.count("\n") == 1

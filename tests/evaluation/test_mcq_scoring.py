@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from llavidal_core.cli import main
+from llavidal_core.evaluation.mcq_answers import parse_choice_letter
+from llavidal_core.evaluation.mcq_eval import MCQEvaluation
 from llavidal_core.evaluation.mcq_files import MCQuestion
 from llavidal_core.evaluation.mcq_scoring import (
+    MCQPrediction,
     answer_log_likelihoods,
     mcq_prompt,
     option_answer,
-    parse_choice_letter,
     score_by_generation,
     score_by_log_likelihood,
 )
@@ -59,15 +61,6 @@ def test_prompt_follows_the_llavidal_evaluation_wording():
         "Choices are (A) wave (B) clap\n<video>"
     )
     assert mcq_prompt(question("A")).endswith("(B) clap")  # no cues, no trailing line
-
-
-@pytest.mark.parametrize(
-    "answer, expected",
-    [("(B) clap", "B"), ("The answer is B.", "B"), ("B. clap", "B"), ("A", "A"), ("I think they clap.", "B"),
-     ("Option: (A)", "A"), ("They wave or clap", None), ("(Z) nothing", None), ("", None)],
-)
-def test_parse_choice_letter(answer, expected):
-    assert parse_choice_letter(answer, CHOICES) == expected
 
 
 def test_batched_scores_equal_each_option_scored_alone(trained_toy):
@@ -134,6 +127,52 @@ def test_eval_mcq_command_end_to_end(trained_toy, tmp_path, capsys, llavidal_plu
     assert report["skipped_missing_features"] == {"toy": 1}
     assert len((tmp_path / "predictions.jsonl").read_text().splitlines()) == 6
     assert "| toy |" in capsys.readouterr().out
+
+
+def write_toy_benchmark(root, count: int) -> tuple:
+    """A feature store and an ADLMCQ file of ``count`` wave/clap questions under ``root``."""
+    from llavidal_core.features import FeatureStore
+
+    store = FeatureStore(root / "features")
+    records = []
+    for index in range(count):
+        label = "AB"[index % 2]
+        store.write(f"clip_{index}", "video", class_features(label, 30_000 + index))
+        records.append({"video_filename": f"clip_{index}.mp4", "question": "What is the person doing?",
+                        "answer_choices": CHOICES, "ground_truth_letter": label})
+    questions = root / "toy.json"
+    questions.write_text(json.dumps(records))
+    return root / "features", questions
+
+
+def test_generate_mode_reports_answers_without_a_letter(tmp_path, capsys, llavidal_plugins):
+    model, processor = build_tiny_llavidal(cues=(VIDEO,), seed=5)  # untrained: its answers mostly name no choice
+    model.save_pretrained(tmp_path / "model", processor=processor)
+    features, questions = write_toy_benchmark(tmp_path, 4)
+    code = main(["eval", "mcq", str(tmp_path / "model"), "--questions", str(questions), "--features", str(features),
+                 "--mode", "generate", "--out", str(tmp_path / "report.json"),
+                 "--predictions", str(tmp_path / "predictions.jsonl")])
+    assert code == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
+    unread = sum(record["predicted"] is None for record in records)
+    assert unread > 0 and report["no_answer"] == {"toy": unread}
+    assert all(record["predicted"] == parse_choice_letter(record["generated"], CHOICES) for record in records)
+    assert report["markdown"].splitlines()[0] == "| task | accuracy | 95% CI | n | no answer |"
+    assert report["markdown"].splitlines()[2].endswith(f"| 4 | {unread} |")
+    captured = capsys.readouterr()
+    assert report["markdown"] in captured.out and f"toy: {unread} answers name no choice" in captured.err
+
+
+def test_no_answer_is_counted_per_task_and_overall():
+    predictions = [MCQPrediction("0", "lemma", "v0", "A", None, {}, generated="hmm"),
+                   MCQPrediction("1", "lemma", "v1", "B", "B", {}, generated="(B)"),
+                   MCQPrediction("2", "tsu", "v2", "A", None, {}, generated="no idea")]
+    report = MCQEvaluation(predictions, mode="generate").report()
+    assert report["no_answer"] == {"lemma": 1, "tsu": 1, "overall": 2}
+    assert report["accuracy"]["lemma"]["accuracy"] == 0.5 and report["accuracy"]["overall"]["n"] == 3
+    assert "| overall | 0.333 |" in report["markdown"] and report["markdown"].endswith("| 3 | 2 |")
+    assert "no_answer" not in MCQEvaluation(predictions, mode="loglik").report()
 
 
 def test_eval_mcq_check(shared_data, capsys, tmp_path, llavidal_plugins):

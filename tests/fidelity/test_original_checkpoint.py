@@ -85,3 +85,21 @@ def test_training_starts_the_video_projector_from_llavas_as_the_original_does():
     small = LlavidalProcessor(model_setup.load_tokenizer(section), other_width)
     assert not model_setup.start_video_projector_from_llava(
         model_setup.build_model(section, other_width, small), str(BASE))
+
+
+def test_convert_legacy_refuses_a_non_empty_out_and_leaves_nothing_when_it_fails(converted, tmp_path, capsys):
+    from llavidal_core.cli import main
+
+    before = sorted(p.name for p in converted.iterdir())
+    assert main(["convert", "legacy", "--base", str(BASE), "--projection", str(DATA / "llavidal_weights.bin"),
+                 "--out", str(converted)]) == 1
+    assert "not empty" in capsys.readouterr().err and sorted(p.name for p in converted.iterdir()) == before
+
+    broken = tmp_path / "broken.bin"
+    broken.write_bytes(b"not a checkpoint")
+    out = tmp_path / "failed"
+    assert main(["convert", "legacy", "--base", str(BASE), "--projection", str(broken), "--out", str(out)]) == 1
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".failed")]
+
+    assert main(["convert", "legacy", "--base", str(BASE), "--projection", str(DATA / "llavidal_weights.bin"),
+                 "--out", str(converted), "--overwrite"]) == 0

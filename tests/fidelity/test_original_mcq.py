@@ -78,3 +78,17 @@ def test_prompts_print_one_json_line_per_question(legacy_file, capsys):
     assert [[line["video_path"], line["prompt"]] for line in lines] == EXPECTED[legacy_file.name]
     first = lines[0]
     assert first["chat_prompt"].endswith(f"USER: {first['prompt']}\n<video> ASSISTANT:")
+
+
+def test_prompts_into_a_reader_that_stops_early_exit_quietly(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "LEGACY-TSU-TC.json"
+    path.write_bytes(gzip.decompress((DATA / "legacy_adlmcq" / "LEGACY-TSU-TC.json.gz").read_bytes()))
+    command = [sys.executable, "-m", "llavidal_core", "eval", "mcq", "--check", str(path), "--prompts"]
+    writer = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = writer.stdout.readline()
+    writer.stdout.close()  # as `| head -1` does
+    assert writer.wait(timeout=120) == 0 and json.loads(first)["video_path"].endswith("clip_1.mp4")
+    assert writer.stderr.read() == b""

@@ -7,7 +7,7 @@ import torch
 
 from llavidal_core.errors import LlavidalError, MissingPluginError
 from llavidal_core.inference import LlavidalPipeline
-from llavidal_core.inference.stopping import cut_at_stop, stop_token_sequences
+from llavidal_core.inference.stopping import cut_at_stop_strings, hold_back_stop_strings
 
 @pytest.fixture
 def pipe(saved_model, fake_video_plugins):
@@ -98,11 +98,61 @@ def test_missing_plugin_names_the_pip_line(saved_model, llavidal_plugins):
         assert isinstance(features_only(features={"video": torch.zeros(4, 8)}, question="What?", max_new_tokens=3), str)
 
 
-def test_stop_strings_are_cut_as_token_sequences(pipe):
-    tokenizer = pipe.processor.tokenizer
-    [stop] = stop_token_sequences(tokenizer, ["person"])
-    answer = tokenizer("the person drinks", add_special_tokens=False)["input_ids"]
-    assert tokenizer.decode(cut_at_stop(answer, [stop])).strip() == "the"
-    # the seed's rstrip("</s>") would eat the final "s" of "drinks"; a token-sequence cut keeps it
-    ends = answer + [tokenizer.eos_token_id]
-    assert tokenizer.decode(cut_at_stop(ends, [[tokenizer.eos_token_id]])) == tokenizer.decode(answer)
+QUESTION = "What is the person doing?"
+# stop strings against the tiny model's greedy answer to QUESTION about videos[0], whose tokens are
+# "▁ N ion 0 p an ▁ ▁assistan ▁c ion 0 p an ▁ ▁assistan ▁c ▁do g u f - l E R": after a "▁" marker, starting
+# or ending inside a token, spanning tokens and spaces, at the very start, twice, and absent
+STOP_STRINGS = ["assistan", "dog", "ssist", "ion0", "c d", "an  a", "f-lE", "N", "R", "uf", "zzz", "cion"]
+
+
+@pytest.mark.parametrize("stop", STOP_STRINGS)
+def test_stop_strings_cut_streamed_and_whole_answers_alike(pipe, saved_model, stop):
+    _, videos = saved_model
+    unstopped = pipe(video=videos[0], question=QUESTION, max_new_tokens=24)
+    whole = pipe(video=videos[0], question=QUESTION, max_new_tokens=24, stop=[stop])
+    streamed = "".join(pipe(video=videos[0], question=QUESTION, max_new_tokens=24, stop=[stop], stream=True))
+    assert whole == cut_at_stop_strings(unstopped, [stop]).strip()
+    assert streamed.strip() == whole
+    if stop in unstopped:
+        assert stop not in whole and len(whole) < len(unstopped)
+
+
+def test_several_stop_strings_cut_at_the_first_completed(pipe, saved_model):
+    _, videos = saved_model
+    full = pipe(video=videos[0], question=QUESTION, max_new_tokens=24)
+    # a longer stop string that starts first, and a shorter one inside it that completes first (the tiny
+    # model's greedy text shifts with the machine's float rounding, so the strings are taken from it)
+    start = next(i for i in range(1, len(full) - 7)
+                 if full.find(full[i:i + 7]) == i and full.find(full[i + 2:i + 4]) == i + 2)
+    longer, shorter = full[start:start + 7], full[start + 2:start + 4]
+    stops = [longer, shorter, "an  assistan c"]
+    whole = pipe(video=videos[0], question=QUESTION, max_new_tokens=24, stop=stops)
+    streamed = "".join(pipe(video=videos[0], question=QUESTION, max_new_tokens=24, stop=stops, stream=True))
+    assert whole == streamed.strip() == full[:start + 2].strip()
+
+
+def test_a_batch_stops_each_row_at_its_own_stop_string(pipe, saved_model):
+    _, videos = saved_model
+    questions = [QUESTION, "Describe the video."]
+    unstopped = pipe(video=videos[:2], question=questions, max_new_tokens=24)
+    stopped = pipe(video=videos[:2], question=questions, max_new_tokens=24, stop=["dog"])
+    assert stopped == [cut_at_stop_strings(answer, ["dog"]).strip() for answer in unstopped]
+
+
+def test_stop_strings_are_cut_as_text_not_as_characters():
+    # the seed's rstrip("</s>") would eat the final "s" of "drinks"
+    assert cut_at_stop_strings("the person drinks</s>", ["</s>"]) == "the person drinks"
+    assert cut_at_stop_strings("the person drinks", ["person"]) == "the "
+    assert cut_at_stop_strings("no stop here", ["zzz"]) == "no stop here"
+
+
+@pytest.mark.parametrize("pieces", [["the per", "son dri", "nks"], ["t", "h", "e", " ", "p", "erson", " drinks"],
+                                    ["the person drinks"], ["the pe", "rs", "on", " drinks"]])
+def test_held_back_stream_equals_the_cut_text_however_it_is_split(pieces):
+    stops = ["erson d", "son", "rinks"]  # "son" completes first, though "erson d" starts earlier
+    assert "".join(hold_back_stop_strings(pieces, stops)) == cut_at_stop_strings("".join(pieces), stops) == "the per"
+
+
+def test_an_empty_stop_string_is_refused(pipe, saved_model):
+    with pytest.raises(ValueError, match="a stop string must be a non-empty string"):
+        pipe(video=saved_model[1][0], question=QUESTION, stop=[""])

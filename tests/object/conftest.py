@@ -30,10 +30,10 @@ def tiny_clip_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def crop_encoder(tiny_clip_dir):
     from llavidal_object.crop_encoder import ClipCropEncoder
-    from llavidal_object.models import load_model_and_processor
+    from llavidal_object.models import load_crop_encoder
 
-    model, processor = load_model_and_processor("CLIPVisionModelWithProjection", str(tiny_clip_dir), "--encoder")
-    return ClipCropEncoder(model, processor)
+    model, image_processor = load_crop_encoder(str(tiny_clip_dir))
+    return ClipCropEncoder(model, image_processor)
 
 
 @pytest.fixture(autouse=True)

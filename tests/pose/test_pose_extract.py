@@ -71,9 +71,9 @@ def test_a_folder_with_one_malformed_file(pose_cli, inputs, tmp_path, capsys):
     assert pose_cli(inputs, "--out", out, "--model", "random") == 0
     (out / "S001C001P003R001A003.safetensors").write_bytes(b"not safetensors")
     (out / "errors.jsonl").unlink()
-    assert pose_cli(inputs, "--out", out, "--model", "random") == 3
-    error = json.loads((out / "errors.jsonl").read_text())
-    assert error["path"].endswith("S001C001P003R001A003.npz") and "not a readable safetensors file" in error["error"]
+    assert pose_cli(inputs, "--out", out, "--model", "random") == 0  # a corrupt output is rewritten, not fatal
+    assert not (out / "errors.jsonl").exists()
+    assert FeatureStore(out).read("S001C001P003R001A003", "pose").shape == (256, 216)
 
 
 def test_list_files_and_sharding(pose_cli, inputs, tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from llavidal_pose.joints import JOINT, LEFT_SHOULDER, RIGHT_SHOULDER, SPINE_BASE, SPINE_MID
-from llavidal_pose.preprocess import preprocess_skeleton, sample_frame_indices, select_bodies
+from llavidal_pose.preprocess import actor_arrays, preprocess_skeleton, sample_frame_indices, select_actors
 from llavidal_pose.skeleton import SkeletonFormatError, SkeletonSequence
 from llavidal_pose.synthetic import synthesize_action
 
@@ -21,11 +21,14 @@ def test_the_most_active_bodies_come_first_and_missing_ones_are_zero():
     lively = still + rng.normal(scale=0.5, size=(20, 25, 3))
     mild = still + rng.normal(scale=0.05, size=(20, 25, 3))
     joints = np.stack([still, mild, lively], axis=1)
-    present = np.ones((20, 3), dtype=bool)
-    chosen, chosen_present = select_bodies(joints, present, 2)
-    np.testing.assert_allclose(chosen[:, 0], lively, rtol=1e-6)
-    np.testing.assert_allclose(chosen[:, 1], mild, rtol=1e-6)
-    padded, padded_present = select_bodies(joints[:, :1], present[:, :1], 2)
+    sequence = SkeletonSequence.from_joints(joints)
+    chosen = select_actors(sequence.bodies, 2)
+    assert [actor.body_id for actor in chosen] == [2, 1]
+    frames = np.arange(20)
+    chosen_joints, chosen_present = actor_arrays(chosen, frames, 2)
+    np.testing.assert_allclose(chosen_joints[:, 0], lively, rtol=1e-6)
+    np.testing.assert_allclose(chosen_joints[:, 1], mild, rtol=1e-6)
+    padded, padded_present = actor_arrays(select_actors(sequence.bodies[:1], 2), frames, 2)
     assert padded.shape == (20, 2, 25, 3) and not padded[:, 1].any() and not padded_present[:, 1].any()
 
 

@@ -53,7 +53,7 @@ def test_writer_round_trips_two_bodies_and_empty_frames(tmp_path):
     present = np.array([[False, False], [True, False], [True, True], [False, False], [False, True]])
     joints[~present] = 0
     tracking = np.where(present[..., None], rng.integers(1, 3, size=(5, 2, 25)), 0).astype(np.int8)
-    original = SkeletonSequence(joints, present, (72057594037931101, 72057594037931102), tracking)
+    original = SkeletonSequence.from_dense(joints, present, (72057594037931101, 72057594037931102), tracking)
     path = write_skeleton_file(tmp_path / "two.skeleton", original)
     lines = path.read_text().splitlines()
     assert lines[:3] == ["5", "0", "1"] and len(lines[3].split()) == 10 and lines[4] == "25"
@@ -107,6 +107,11 @@ JOINT_FIELDS = JOINT_LINE.split()
     (_corrupt(GOOD, 9, " ".join([*JOINT_FIELDS[:11], "2.5"])), 9,
      "field 12 of the line of joint 5 of body 1 of frame 1 should be an integer"),
     (_corrupt(GOOD, 9, " ".join(["nan", *JOINT_FIELDS[1:]])), 29, "body 1 of frame 1 has a non-finite joint value"),
+    (_corrupt(GOOD, 9, " ".join(["1e39", *JOINT_FIELDS[1:]])), 29, "non-finite joint value (NaN, infinite or beyond "
+                                                                    "float32's range)"),
+    (_corrupt(GOOD, 9, " ".join([*JOINT_FIELDS[:11], "7"])), 9,
+     "field 12 (trackingState) of the line of joint 5 of body 1 of frame 1 should be 0, 1 or 2, found 7"),
+    (_corrupt(GOOD, 9, JOINT_LINE.replace("0.2181153", "0.218\u00e9")), 9, "not a text file (byte 0xc3 is not ASCII)"),
     ("\n".join(GOOD.splitlines()[:40]) + "\n", 41,
      "unexpected end of file: expected the line of joint 9 of body 1 of frame 2"),
     ("\n".join(GOOD.splitlines()[:57]) + "\n", 58,
@@ -127,7 +132,7 @@ def test_malformed_files_name_the_file_and_line(tmp_path, text, line, message):
 def test_a_binary_file_is_refused(tmp_path):
     path = tmp_path / "binary.skeleton"
     path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff")
-    with pytest.raises(SkeletonFormatError, match="binary.skeleton: not a text file"):
+    with pytest.raises(SkeletonFormatError, match=r"binary.skeleton:1: not a text file \(byte 0x89 is not ASCII\)"):
         load_skeleton(path)
 
 
@@ -150,6 +155,7 @@ def test_arrays_load_as_t_m_v_c(tmp_path):
     (lambda p: np.save(p / "x.npy", np.array([{"skel_body0": 1}], dtype=object)), "pickled Python objects"),
     (lambda p: np.save(p / "x.npy", np.zeros((4, 2, 17, 3))), r"has shape \(4, 2, 17, 3\)"),
     (lambda p: np.save(p / "x.npy", np.full((4, 25, 3), np.nan)), "NaN or infinite"),
+    (lambda p: np.save(p / "x.npy", np.full((4, 25, 3), 1e39)), "beyond float32's range"),
     (lambda p: np.save(p / "x.npy", np.array(["a", "b"])), "expected real numbers"),
     (lambda p: np.savez(p / "x.npz", a=np.zeros((4, 25, 3)), b=np.zeros(2)), r"holds arrays \['a', 'b'\]"),
     (lambda p: (p / "x.npy").write_bytes(b"not numpy"), "x.npy: not a numpy array file"),

@@ -106,3 +106,92 @@ def test_the_train_command_and_recipes_import_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"LLAVIDAL_LOAD_PLUGINS": "", "PATH": ""}, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# -- nothing leaves the machine unless the recipe's own fields say so ----------------------------------------------
+
+RECIPE_WITH_TRAINER_ARGS = """\
+output_dir: runs/x
+model: {{base: lm}}
+cues: [{{name: video, features: f}}]
+train:
+  trainer_args:
+    fsdp: full_shard
+    {key}: {value}
+"""
+
+
+@pytest.mark.parametrize("key, value, field", [
+    ("push_to_hub", "true", "train.hub"),
+    ("hub_model_id", "someone-else/their-repo", "train.hub"),
+    ("hub_token", "hf_secret", "train.hub"),
+    ("hub_strategy", "every_save", "train.hub"),
+    ("hub_private_repo", "false", "train.hub"),
+    ("hub_always_push", "true", "train.hub"),
+    ("push_to_hub_model_id", "x", "train.hub"),
+    ("report_to", "wandb", "train.report_to"),
+    ("trackio_space_id", "org/space", "train.report_to"),
+])
+def test_trainer_args_refuse_upload_and_reporting_keys(key, value, field, tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE_WITH_TRAINER_ARGS.format(key=key, value=value))
+    with pytest.raises(RecipeError) as error:
+        load_recipe(path)
+    assert f"train.trainer_args.{key}: uploading and reporting are not passed through trainer_args" in str(error.value)
+    assert f"with {field}" in str(error.value) and str(path) in str(error.value)
+
+
+def test_trainer_args_refuse_keys_a_recipe_field_sets():
+    with pytest.raises(RecipeError, match="train.trainer_args.learning_rate: the recipe sets this from "
+                                          "train.learning_rate; set that instead"):
+        load_recipe(RECIPES / "tiny-llavidal.yaml", ["train.trainer_args={learning_rate: 0.1}"])
+    with pytest.raises(RecipeError, match=r"stages.video_pose.train.trainer_args.push_to_hub: uploading"):
+        load_recipe(RECIPES / "llavidal-7b-mmpro.yaml", ["stages.video_pose.train.trainer_args.push_to_hub=true"])
+
+
+def test_other_trainer_args_still_pass(tmp_path):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE_WITH_TRAINER_ARGS.format(key="ddp_timeout", value="600"))
+    assert load_recipe(path).train.trainer_args == {"fsdp": "full_shard", "ddp_timeout": 600}
+
+
+def test_uploading_is_an_explicit_hub_section_per_stage():
+    recipe = load_recipe(RECIPES / "tiny-llavidal.yaml", ["train.hub={repo_id: me/tiny-llavidal}"])
+    assert recipe.train.hub.private and recipe.train.hub.strategy == "end"
+    assert recipe.train.hub.training_arguments() == {
+        "push_to_hub": True, "hub_model_id": "me/tiny-llavidal", "hub_private_repo": True, "hub_strategy": "end",
+        "hub_revision": None}
+    assert load_recipe(RECIPES / "tiny-llavidal.yaml").train.hub is None  # off unless asked for
+    with pytest.raises(RecipeError, match="train.hub.repo_id must be 'org/name'"):
+        load_recipe(RECIPES / "tiny-llavidal.yaml", ["train.hub={repo_id: tiny}"])
+    with pytest.raises(RecipeError, match="stages 'video' and 'object' would both push to me/m"):
+        load_recipe(RECIPES / "llavidal-7b-mmpro.yaml", ["train.hub={repo_id: me/m}"])
+    recipe = load_recipe(RECIPES / "llavidal-7b-mmpro.yaml", ["stages.video_object_pose.train.hub={repo_id: me/m}"])
+    assert [plan.train.hub and plan.train.hub.repo_id for plan in recipe.stage_plans()] == [None] * 4 + ["me/m"]
+
+
+def test_report_to_is_a_recipe_field():
+    recipe = load_recipe(RECIPES / "tiny-llavidal.yaml", ["train.report_to=[wandb]"])
+    assert recipe.train.report_to == ["wandb"]
+    assert load_recipe(RECIPES / "tiny-llavidal.yaml").train.report_to is None
+
+
+def test_hub_arguments_are_training_arguments_fields(tmp_path):
+    from transformers import TrainingArguments
+
+    hub = load_recipe(RECIPES / "tiny-llavidal.yaml", ["train.hub={repo_id: me/m, revision: dev}"]).train.hub
+    arguments = TrainingArguments(output_dir=str(tmp_path), **hub.training_arguments())
+    assert arguments.push_to_hub and arguments.hub_model_id == "me/m" and arguments.hub_revision == "dev"
+
+
+def test_the_runner_uploads_only_what_the_recipe_s_hub_section_says(tmp_path):
+    from llavidal_core.training.runner import training_arguments
+
+    plain = load_recipe(RECIPES / "tiny-llavidal.yaml", [f"output_dir={tmp_path}"]).stage_plans()[0]
+    arguments = training_arguments(plain)
+    assert not arguments.push_to_hub and arguments.hub_model_id is None
+    pushed = load_recipe(RECIPES / "tiny-llavidal.yaml", [f"output_dir={tmp_path}", "train.hub={repo_id: me/m}",
+                                                          "train.report_to=[none]"]).stage_plans()[0]
+    arguments = training_arguments(pushed)
+    assert arguments.push_to_hub and arguments.hub_model_id == "me/m" and arguments.hub_private_repo
+    assert arguments.report_to in ([], ["none"], "none")

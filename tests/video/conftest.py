@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from llavidal_core.testing.original_video_pipeline import load_original_models, original_extraction
-from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS, save_tiny_clip_vision, write_test_video
+from llavidal_core.testing.tiny_video import (SHARED_DATA_VIDEOS, save_tiny_clip_vision, synthetic_video_frames,
+                                             write_test_video)
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +42,71 @@ def original_features(tiny_clip_dir, videos):
     """The original pipeline's (float16 output, float32 layer features) for each real video."""
     processor, tower = load_original_models(tiny_clip_dir)
     return {name: original_extraction(videos / name, processor, tower) for name in SHARED_DATA_VIDEOS}
+
+
+@pytest.fixture(scope="session")
+def variable_rate_times() -> list[float]:
+    """Presentation times (s) of `variable_rate_clip`: 60 frames at 30 fps, then 60 at 3 fps (22 s in all)."""
+    return [index / 30 for index in range(60)] + [2 + index / 3 for index in range(60)]
+
+
+@pytest.fixture(scope="session")
+def variable_rate_clip(tmp_path_factory, variable_rate_times) -> Path:
+    """An H.264 MP4 whose frames carry the explicit timestamps `variable_rate_times` (PyAV, 1/90000 s ticks)."""
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path_factory.mktemp("vfr") / "variable_rate.mp4"
+    tick = Fraction(1, 90000)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = tick
+        for pixels, seconds in zip(synthetic_video_frames(len(variable_rate_times), 48, 64, seed=4),
+                                   variable_rate_times):
+            frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            frame.pts, frame.time_base = round(seconds / tick), tick
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cut_clips(tmp_path_factory) -> dict[str, Path]:
+    """A 146-frame H.264 MP4 with its index at the front (as streamed downloads are), cut short three ways:
+    inside a packet at 80% of its bytes (damaged data), and cleanly after 110 or after 30 of its packets."""
+    import av
+
+    folder = tmp_path_factory.mktemp("cut")
+    whole = folder / "whole.mp4"
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for pixels in synthetic_video_frames(146, 48, 64, seed=5):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    with av.open(str(whole)) as container:
+        packet_ends = sorted(packet.pos + packet.size for packet in container.demux(container.streams.video[0])
+                             if packet.size)
+    data = whole.read_bytes()
+    cuts = {"cut_inside_a_packet": int(len(data) * 0.8), "cut_after_110_packets": packet_ends[109],
+            "cut_after_30_packets": packet_ends[29]}
+    clips = {"whole": whole}
+    for name, size in cuts.items():
+        clips[name] = folder / f"{name}.mp4"
+        clips[name].write_bytes(data[:size])
+    return clips
+
+
+@pytest.fixture(scope="session")
+def corrupted_video(videos) -> Path:
+    """The shared deliberately corrupted H.264 file (decoders fail part-way), read in place."""
+    path = videos / "corrupted.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path

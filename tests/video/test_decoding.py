@@ -7,8 +7,9 @@ import torch
 from llavidal_core.errors import LlavidalError
 from llavidal_core.testing.tiny_video import synthetic_video_frames, write_test_video
 from llavidal_video.decoding import VideoDecodeError, decode_video
+from llavidal_video.encoder import FrameSelection
 from llavidal_video.preprocessing import NearestResize
-from llavidal_video.sampling import segment_midpoint_indices
+from llavidal_video.sampling import segment_midpoint_indices, uniform_indices
 
 
 def midpoints(num_frames):
@@ -123,7 +124,7 @@ def test_zero_frames_is_an_error(clip_folder, monkeypatch):
         self.num_frames = 0
 
     monkeypatch.setattr(decoding.PyAVReader, "__init__", empty)
-    with pytest.raises(VideoDecodeError, match="short.mp4: cannot decode: pyav: .*no frames"):
+    with pytest.raises(VideoDecodeError, match="short.mp4: cannot decode: pyav: .*none of the 5 frames"):
         decode_video(clip_folder / "short.mp4", midpoints(4), decoder="pyav")
 
 
@@ -133,3 +134,68 @@ def test_decode_errors_survive_pickling():
     error = pickle.loads(pickle.dumps(VideoDecodeError("/videos/a.mp4", "cannot decode: broken")))
     assert (error.path, error.reason, str(error)) == ("/videos/a.mp4", "cannot decode: broken",
                                                       "/videos/a.mp4: cannot decode: broken")
+
+
+VFR_PICKS_AT_1_FPS = [0, 30, *range(60, 120, 3)]  # 22 s at 1 fps: frames at t = 0, 1, then every 3rd at 3 fps
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_fps_sampling_picks_by_presentation_time(variable_rate_clip, decoder):
+    video = decode_video(variable_rate_clip, FrameSelection(100, "fps", 1.0), decoder=decoder)
+    assert video.indices == VFR_PICKS_AT_1_FPS
+    assert video.timestamps == pytest.approx([float(second) for second in range(22)], abs=1e-6)
+    assert sum(second < 2 for second in video.timestamps) == 2
+    assert video.frames.shape == (22, 3, 48, 64)
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_index_based_sampling_is_unchanged_and_reports_real_times(variable_rate_clip, variable_rate_times,
+                                                                   decoder):
+    for mode, rule in (("segments", segment_midpoint_indices), ("uniform", uniform_indices)):
+        video = decode_video(variable_rate_clip, FrameSelection(8, mode), decoder=decoder)
+        assert video.indices == rule(120, 8)
+        assert video.timestamps == pytest.approx([variable_rate_times[i] for i in video.indices], abs=1e-6)
+
+
+DAMAGED = {  # clip → what the error must say
+    "cut_inside_a_packet": "damaged stream: the decoder rejected its data after 109 of the 146 frames",
+    "cut_after_30_packets": "only 30 of the 146 frames its header claims can be decoded",
+    "corrupted.mp4": "damaged stream: the decoder rejected its data after 28 of the 50 frames",
+}
+
+
+def damaged_clip(request, name):
+    return request.getfixturevalue("corrupted_video") if name == "corrupted.mp4" else \
+        request.getfixturevalue("cut_clips")[name]
+
+
+@pytest.mark.parametrize("name", sorted(DAMAGED))
+def test_a_damaged_or_short_video_is_one_error_whatever_the_threads(request, name):
+    path = damaged_clip(request, name)
+    messages = set()
+    for decoder in ("auto", "pyav"):
+        for threads in (0, 1, 3):
+            with pytest.raises(VideoDecodeError) as caught:
+                decode_video(path, midpoints(100), decoder=decoder, num_threads=threads)
+            assert str(caught.value).startswith(f"{path}: cannot decode: ")
+            assert DAMAGED[name] in str(caught.value)
+            messages.add((decoder, str(caught.value)))
+    assert len(messages) == 2  # one message per decoder choice, the same for every thread count
+
+
+def test_a_slightly_short_video_is_sampled_from_what_decodes(cut_clips, caplog):
+    path = cut_clips["cut_after_110_packets"]
+    results = []
+    for decoder in ("decord", "pyav"):
+        for threads in (0, 1, 3):
+            caplog.clear()
+            video = decode_video(path, midpoints(8), decoder=decoder, num_threads=threads)
+            assert (video.total_frames, video.claimed_frames) == (110, 146)
+            assert video.indices == segment_midpoint_indices(110, 8)
+            assert "only 110 of the 146 frames its header claims can be decoded" in caplog.text
+            results.append((decoder, video.frames))
+    for decoder, frames in results:
+        assert torch.equal(frames, next(f for d, f in results if d == decoder))
+    whole = decode_video(cut_clips["whole"], lambda total, fps: segment_midpoint_indices(110, 8), decoder="pyav")
+    assert whole.claimed_frames == whole.total_frames == 146
+    assert torch.equal(results[-1][1], whole.frames)  # the frames that decode are the true frames

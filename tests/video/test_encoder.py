@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -172,5 +173,18 @@ def test_sampling_options_reach_the_decoder(tiny_clip_dir, clip_folder):
     assert uniform.indices == uniform_indices(130, 5)
     by_fps = VideoCueEncoder.from_pretrained(tiny_clip_dir, num_frames=100, sampling="fps", sampling_fps=2.0)
     video = by_fps.frame_source()(path)
-    assert video.indices == fps_indices(130, 10.0, 2.0, 100) == list(range(0, 130, 5))
+    assert video.indices == fps_indices(np.arange(130) / 10.0, 2.0, 100) == list(range(0, 130, 5))
+    assert video.timestamps == [index / 10 for index in video.indices]
     assert by_fps.encode([video])[0].shape == (100 + 256, 32)
+
+
+def test_the_inference_encoder_applies_the_same_rule_to_damaged_files(tiny_clip_dir, cut_clips):
+    """`encode` (what the inference pipeline calls) gives the extraction's outcome, whatever its thread count."""
+    for threads in (0, 1):
+        encoder = VideoCueEncoder.from_pretrained(tiny_clip_dir, num_frames=8, decode_threads=threads)
+        with pytest.raises(VideoDecodeError, match="rejected its data after 109 of the 146 frames"):
+            encoder.encode([cut_clips["cut_inside_a_packet"]])
+        with pytest.raises(VideoDecodeError, match="only 30 of the 146 frames its header claims"):
+            encoder.encode([cut_clips["cut_after_30_packets"]])
+        short = encoder.frame_source()(cut_clips["cut_after_110_packets"])
+        assert (short.total_frames, short.claimed_frames) == (110, 146)

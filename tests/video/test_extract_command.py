@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import llavidal_video.plugin
 from llavidal_core.cli import main
@@ -217,3 +218,50 @@ def test_torchrun_two_processes_write_every_video_once(tiny_clip_dir, clip_folde
     assert "[rank 0/2]: 2 written, 0 already done, 0 failed" in result.stderr
     assert {"heavy_a.safetensors", "zz_heavy_b.safetensors"} <= set(outputs(out))
     assert "zzz_corrupted.mp4" in (out / "errors.jsonl").read_text()
+
+
+def errors_by_file(out):
+    return {Path(e["path"]).name: e["error"] for e in map(json.loads, (out / "errors.jsonl").read_text().splitlines())}
+
+
+def test_damaged_files_get_one_outcome_whatever_the_performance_flags(video_plugin, tiny_clip_dir, cut_clips,
+                                                                     corrupted_video, tmp_path, capsys):
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for name in ("cut_inside_a_packet", "cut_after_30_packets", "cut_after_110_packets"):
+        shutil.copy(cut_clips[name], inputs / f"{name}.mp4")
+    shutil.copy(corrupted_video, inputs / "corrupted.mp4")
+    runs = {flags: tmp_path / f"out-{'-'.join(flags)}" for flags in
+            (("--workers", "0"), ("--workers", "2"), ("--workers", "2", "--batch-size", "1"),
+             ("--workers", "0", "--decoder", "pyav"))}
+    for flags, out in runs.items():
+        assert extract(inputs, "--out", out, "--model", tiny_clip_dir, "--num-frames", 8, *flags) == 3
+        assert "1 written, 0 already done, 3 failed" in capsys.readouterr().err
+    outcomes = [errors_by_file(out) for out in runs.values()]
+    assert outcomes[0] == outcomes[1] == outcomes[2]  # --decoder pyav has one reason fewer (decord's)
+    assert set(outcomes[0]) == set(outcomes[3]) == {"cut_inside_a_packet.mp4", "cut_after_30_packets.mp4",
+                                                    "corrupted.mp4"}
+    for errors in (outcomes[0], outcomes[3]):
+        assert "rejected its data after 109 of the 146 frames" in errors["cut_inside_a_packet.mp4"]
+        assert "only 30 of the 146 frames its header claims" in errors["cut_after_30_packets.mp4"]
+        assert "rejected its data after 28 of the 50 frames" in errors["corrupted.mp4"]
+
+    stores = [FeatureStore(out) for out in runs.values()]
+    features = [store.read("cut_after_110_packets", "video") for store in stores]
+    assert all(torch.equal(features[0], other) for other in features[1:2])  # --workers 0 and 2: identical
+    assert all(torch.allclose(features[0], other, atol=1e-5) for other in features[2:])
+    metadata = stores[1].metadata("cut_after_110_packets", "video")
+    assert (metadata["total_frames"], metadata["claimed_frames"]) == ("110", "146")
+    assert json.loads(metadata["frame_indices"]) == segment_midpoint_indices(110, 8)
+
+
+@pytest.mark.parametrize("decoder", ["decord", "pyav"])
+def test_fps_sampling_of_a_variable_frame_rate_file(video_plugin, tiny_clip_dir, variable_rate_clip, tmp_path,
+                                                    decoder):
+    out = tmp_path / "out"
+    assert extract(variable_rate_clip, "--out", out, "--model", tiny_clip_dir, "--sampling", "fps", "--fps", 1,
+                   "--decoder", decoder, "--workers", 0) == 0
+    metadata = FeatureStore(out).metadata("variable_rate", "video")
+    assert json.loads(metadata["frame_indices"]) == [0, 30, *range(60, 120, 3)]
+    assert json.loads(metadata["frame_times"]) == pytest.approx([float(second) for second in range(22)], abs=1e-6)
+    assert metadata["sampling_fps"] == "1.0" and metadata["frames"] == "22"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from llavidal_video.sampling import (fps_indices, sample_frame_indices, segment_midpoint_indices,
-                                     uniform_indices)
+from llavidal_video.sampling import (fps_indices, presentation_times, sample_frame_indices,
+                                     segment_midpoint_indices, uniform_indices)
 
 
 def original_get_seq_frames(total_num_frames, desired_num_frames):
@@ -42,11 +42,27 @@ def test_uniform_spans_first_to_last():
 
 
 def test_fps_sampling_steps_by_time_and_caps_the_count():
-    assert fps_indices(90, 30.0, 2.0, 100) == list(range(0, 90, 15))
-    capped = fps_indices(3000, 30.0, 10.0, 8)
+    assert fps_indices(np.arange(90) / 30.0, 2.0, 100) == list(range(0, 90, 15))
+    capped = fps_indices(np.arange(3000) / 30.0, 10.0, 8)
     assert len(capped) == 8 and capped[0] == 0 and capped == sorted(capped)
     with pytest.raises(ValueError, match="frame rate"):
-        fps_indices(90, 0.0, 1.0, 10)
+        sample_frame_indices(90, 10, "fps", video_fps=0.0, target_fps=1.0)
+
+
+def test_fps_sampling_follows_variable_frame_times():
+    """60 frames at 30 fps, then 60 at 3 fps: one pick per second of the 22 s, by time, not by index."""
+    times = np.concatenate([np.arange(60) / 30, 2 + np.arange(60) / 3])
+    picks = fps_indices(times, 1.0, 100)
+    assert picks == [0, 30, *range(60, 120, 3)] and len(picks) == 22
+    assert sum(times[i] < 2 for i in picks) == 2
+
+
+def test_unusable_timestamps_fall_back_to_the_frame_rate():
+    assert presentation_times([0.0, 0.0, 0.0], 3, 10.0).tolist() == [0.0, 0.1, 0.2]  # repeated
+    assert presentation_times([0.0, 0.2, 0.1], 3, 10.0).tolist() == [0.0, 0.1, 0.2]  # out of order
+    assert presentation_times([0.0, 0.1], 3, 10.0).tolist() == [0.0, 0.1, 0.2]  # one missing
+    assert presentation_times([0.5, 0.6, 2.0], 3, 10.0).tolist() == [0.5, 0.6, 2.0]
+    assert presentation_times(None, 3, 0.0) is None
 
 
 def test_errors_and_dispatch():

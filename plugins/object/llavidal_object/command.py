@@ -27,8 +27,8 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
                         help="OWLv2 model folder or Hub id, with its processor (default: %(default)s)")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER,
-                        help="CLIP model folder or Hub id for crop features, with its processor "
-                             "(default: %(default)s)")
+                        help="CLIP model folder or Hub id for crop features, with its image processor: a full "
+                             "CLIP model or a CLIPVisionModelWithProjection (default: %(default)s)")
     parser.add_argument("--tags", default=None, metavar="A,B,C",
                         help="object names to look for, comma-separated; skips BLIP-2")
     parser.add_argument("--stop-words", default="", metavar="A,B",

@@ -20,7 +20,8 @@ from llavidal_object import __version__
 from llavidal_object.crop_encoder import ClipCropEncoder
 from llavidal_object.detector import DEFAULT_QUERY_TEMPLATE, Owlv2Detector
 from llavidal_object.frames import VideoFrames, read_video_frames
-from llavidal_object.models import DEFAULT_DETECTOR, DEFAULT_ENCODER, DEFAULT_TAGGER, load_model_and_processor
+from llavidal_object.models import (DEFAULT_DETECTOR, DEFAULT_ENCODER, DEFAULT_TAGGER, load_crop_encoder,
+                                   load_model_and_processor)
 from llavidal_object.pipeline import ObjectExtraction, ObjectOptions, extract_objects
 from llavidal_object.tagger import DEFAULT_PROMPT, Blip2Tagger
 from llavidal_object.tags import split_user_tags
@@ -32,7 +33,8 @@ class ObjectCueEncoder(CueEncoder):
     """The ``object`` cue: 8 CLIP region-feature rows along each of the video's best object tracks.
 
     Args (saved in ``config.json``):
-        tagger, detector, encoder: BLIP-2, OWLv2 and CLIP model folders or Hub ids (each with its processor).
+        tagger, detector, encoder: BLIP-2, OWLv2 and CLIP model folders or Hub ids (each with its processor);
+            the encoder may be a full CLIP model or a CLIPVisionModelWithProjection, of any projection size.
         tags: fixed object tags; when given, BLIP-2 is neither loaded nor run.
         stop_words: tags never to keep (e.g. ``["table"]``).
         num_frames: frames sampled evenly over the video; OWLv2 runs on all of them, BLIP-2 on
@@ -75,8 +77,7 @@ class ObjectCueEncoder(CueEncoder):
             "Owlv2ForObjectDetection", detector, "--detector", torch_dtype)
         self.detector = Owlv2Detector(self.detector_model, processor, score_threshold=score_threshold,
                                       nms_iou=nms_iou, query_template=query_template, batch_size=batch_size)
-        self.crop_model, processor = load_model_and_processor(
-            "CLIPVisionModelWithProjection", encoder, "--encoder", torch_dtype)
+        self.crop_model, processor = load_crop_encoder(encoder, torch_dtype)
         self.crop_encoder = ClipCropEncoder(self.crop_model, processor, context=crop_context,
                                             batch_size=4 * batch_size)
 

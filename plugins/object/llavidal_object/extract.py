@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from llavidal_core.errors import LlavidalError
 from llavidal_core.extraction import (
     EXIT_OK,
     ExitAgreement,
@@ -26,6 +27,7 @@ from llavidal_core.extraction import (
     distributed_slot,
     has_cue,
     index_by_video_id,
+    prepare_output_folder,
     record_failure,
     report_summary,
     run_reporting_usage_errors,
@@ -70,7 +72,7 @@ def _run(args: argparse.Namespace) -> int:
     by_id = index_by_video_id(collect_videos(args.inputs))
     if not by_id:
         raise ExtractionUsageError(f"no video files found in {' '.join(args.inputs)}")
-    out = Path(args.out)
+    out = prepare_output_folder(args.out)
     store = FeatureStore(out)
     mine = shard_for_rank(sorted(by_id.items(), key=lambda item: str(item[1])), rank, world_size)
     todo = [(video_id, path) for video_id, path in mine if not has_cue(store, video_id, CUE)]
@@ -112,8 +114,12 @@ def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: in
             metadata = dict(options, **result.metadata(), source_file=path.name, decoder=video.decoder,
                             frames=str(len(video.indices)), total_frames=str(video.total_frames),
                             frame_indices=json.dumps(video.indices), layout="objects,points,features")
-            store.write(video_id, CUE, result.features, metadata)
-            written += 1
+            try:
+                store.write(video_id, CUE, result.features, metadata, replace_corrupt=True)
+                written += 1
+            except LlavidalError as exc:  # NaN/inf features, a foreign file in the way: this video only
+                record_failure(out, str(path), video_id, str(exc), rank)
+                failed += 1
         progress.update()
     progress.close()
     return report_summary(prefix, written, skipped, failed, out)

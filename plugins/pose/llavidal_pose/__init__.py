@@ -1,7 +1,8 @@
 """llavidal-pose: the ``pose`` cue of llavidal (NTU RGB+D skeletons → PoseCLIP features of shape (256, 216)).
 
 Importing this package is cheap (no torch, no numpy); the pieces live in submodules:
-`skeleton` (file I/O), `preprocess`, `backbone`, `encoder` (`PoseCueEncoder`), `text` (the CLIP text
+`skeleton` (file I/O; `array_files` reads arrays with their size checked first), `actors` (body ids joined
+into actor tracks), `preprocess`, `backbone`, `encoder` (`PoseCueEncoder`), `text` (the CLIP text
 tower), `training` (PoseCLIP alignment and zero-shot classification), `synthetic` (generated motions)
 and `extraction` (``llavidal extract pose``).
 """

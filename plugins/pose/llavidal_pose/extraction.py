@@ -39,6 +39,7 @@ from llavidal_core.extraction import (
     distributed_slot,
     has_cue,
     index_by_video_id,
+    prepare_output_folder,
     record_failure,
     report_summary,
     shard_for_rank,
@@ -133,7 +134,7 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
     rank, world_size, local_rank = distributed_slot()
     mine = shard_for_rank(sorted(by_id.values(), key=str), rank, world_size)
     encoder, notes = load_encoder(model, choose_device(device, local_rank), dtype)
-    store = FeatureStore(out)
+    store = FeatureStore(prepare_output_folder(out))
     failures = written = skipped = 0
 
     def fail(path: Path, message: str) -> None:
@@ -171,7 +172,8 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
             for (path, _), features in zip(ready, tokens):
                 try:
                     encoder.check_features(features, source=path)
-                    store.write(ids[path], CUE_NAME, features, {**metadata, "source": str(path)})
+                    store.write(ids[path], CUE_NAME, features, {**metadata, "source": str(path)},
+                                replace_corrupt=True)
                     written += 1
                 except Exception as exc:  # noqa: BLE001 - one bad file must not stop the others
                     fail(path, describe_error(exc))

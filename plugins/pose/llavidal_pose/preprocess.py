@@ -4,9 +4,10 @@ The steps, in order (pyskl's ``PreNormalize3D`` + ``UniformSample`` + ``FormatGC
 body choice):
 
 1. drop the frames that hold no body;
-2. keep the ``num_person`` most active bodies (motion: the summed variance of a body's joints over the
-   frames it appears in; ties go to the body seen in more frames), most active first, and pad with
-   absent (all-zero) bodies up to ``num_person``;
+2. join bodies that never overlap in time into actor tracks (`llavidal_pose.actors`: a person whose
+   tracker id changed is one actor), then keep the ``num_person`` most active tracks (motion: the summed
+   variance of a track's joints over the frames it appears in; ties go to the track seen in more frames),
+   most active first, and pad with absent (all-zero) bodies up to ``num_person``;
 3. ``center``: translate every present joint so that the spine-middle joint of the first body in its first
    frame is the origin;
 4. ``align``: rotate into a canonical view taken from that same frame: the spine (spine base to spine
@@ -21,8 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llavidal_pose.joints import LEFT_SHOULDER, RIGHT_SHOULDER, SPINE_BASE, SPINE_MID
-from llavidal_pose.skeleton import SkeletonFormatError, SkeletonSequence
+from llavidal_pose.actors import actor_tracks, body_motion
+from llavidal_pose.joints import LEFT_SHOULDER, NUM_JOINTS, RIGHT_SHOULDER, SPINE_BASE, SPINE_MID
+from llavidal_pose.skeleton import Body, SkeletonFormatError, SkeletonSequence
 
 
 @dataclass(frozen=True)
@@ -39,26 +41,22 @@ class Preprocessing:
                                    align=self.align, rng=rng)
 
 
-def body_motion(joints: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Per body column, the summed variance of its joint coordinates over the frames where it is present."""
-    motion = np.zeros(joints.shape[1])
-    for m in range(joints.shape[1]):
-        frames = joints[present[:, m], m]
-        if len(frames) > 1:
-            motion[m] = frames.reshape(len(frames), -1).var(axis=0).sum()
-    return motion
+def select_actors(tracks: tuple[Body, ...], num_person: int) -> list[Body]:
+    """The ``num_person`` most active tracks (`body_motion`), most active first; ties: more frames, then earlier."""
+    ranked = sorted(enumerate(tracks), key=lambda item: (-body_motion(item[1]), -item[1].num_frames, item[0]))
+    return [track for _, track in ranked[:num_person]]
 
 
-def select_bodies(joints: np.ndarray, present: np.ndarray, num_person: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``num_person`` most active bodies, most active first, padded with absent ones."""
-    motion = body_motion(joints, present)
-    frames_seen = present.sum(axis=0)
-    order = sorted(range(joints.shape[1]), key=lambda m: (-motion[m], -frames_seen[m], m))[:num_person]
-    chosen = np.zeros((joints.shape[0], num_person, *joints.shape[2:]), dtype=np.float32)
-    chosen_present = np.zeros((joints.shape[0], num_person), dtype=bool)
-    chosen[:, : len(order)] = joints[:, order]
-    chosen_present[:, : len(order)] = present[:, order]
-    return chosen, chosen_present
+def actor_arrays(actors: list[Body], frames: np.ndarray, num_person: int) -> tuple[np.ndarray, np.ndarray]:
+    """``actors`` laid out over ``frames`` (increasing indices holding every actor frame): joints
+    ``(len(frames), num_person, V, 3)`` float64, zero where absent, and ``present`` ``(len(frames), num_person)``."""
+    joints = np.zeros((len(frames), num_person, NUM_JOINTS, 3), dtype=np.float64)
+    present = np.zeros((len(frames), num_person), dtype=bool)
+    for m, actor in enumerate(actors):
+        rows = np.searchsorted(frames, actor.frames)
+        joints[rows, m] = actor.joints
+        present[rows, m] = True
+    return joints, present
 
 
 def canonical_rotation(frame: np.ndarray) -> np.ndarray | None:
@@ -87,14 +85,12 @@ def preprocess_skeleton(sequence: SkeletonSequence, num_frames: int = 64, num_pe
                         center: bool = True, align: bool = True,
                         rng: np.random.Generator | None = None) -> np.ndarray:
     """The backbone input ``(3, num_frames, V, num_person)`` for one recording (steps in the module doc)."""
-    occupied = sequence.present.any(axis=1) if sequence.num_bodies else np.zeros(sequence.num_frames, bool)
-    if not occupied.any():
+    occupied = sequence.occupied_frames()
+    if not len(occupied):
         raise SkeletonFormatError(sequence.source or "<skeleton>", None,
                                   f"no body in any of its {sequence.num_frames} frames")
-    joints = sequence.joints[occupied].astype(np.float64)
-    present = sequence.present[occupied]
-    joints, present = select_bodies(joints, present, num_person)
-    joints = joints.astype(np.float64)
+    actors = select_actors(actor_tracks(sequence).bodies, num_person)
+    joints, present = actor_arrays(actors, occupied, num_person)
     first = int(np.flatnonzero(present[:, 0])[0])
     mask = present[:, :, None, None]
     if center:

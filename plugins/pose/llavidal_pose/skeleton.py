@@ -12,26 +12,28 @@ The text format, as the dataset's own ``read_skeleton_file.m`` reads it (one ite
 
 x, y, z are Kinect v2 camera-space metres; depthX/Y are pixels of the 512x424 depth frame and colorX/Y
 pixels of the 1920x1080 colour frame. Bodies are told apart by ``bodyID``: each distinct id becomes one
-body column, in order of first appearance, and a frame where a body is missing (or a frame with no body
-at all) holds zeros there. Blank lines are ignored. A file that does not follow the format raises
-`SkeletonFormatError` naming the file and the line.
+`Body`, in order of first appearance, holding only the frames it appears in, so memory follows the file's
+content (never bodies x frames). Blank lines are ignored. A file that does not follow the format raises
+`SkeletonFormatError` naming the file and the line. The reader keeps every body id as the file has it;
+joining the ids of one actor into one track is `llavidal_pose.actors`' job.
 
 Arrays (``.npy``, or ``.npz`` with one array or an array named ``joints``) hold ``(T, M, V, C)`` camera-space
 joints, or ``(T, V, C)`` for one body, with V = 25 and C = 3; an all-zero body in a frame means absent.
-They are loaded without unpickling (the official ``txt2npy.py`` output is a pickled dict and is refused).
+They are loaded without unpickling (the official ``txt2npy.py`` output is a pickled dict and is refused),
+and their size is checked from the header before any data is read (`llavidal_pose.array_files`).
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO, Callable
 
 import numpy as np
 
-from llavidal_core.errors import LlavidalError
+from llavidal_pose.array_files import MAX_ARRAY_BYTES, read_array_file
+from llavidal_pose.errors import SkeletonFormatError
 from llavidal_pose.joints import NUM_JOINTS
 
 SKELETON_SUFFIX = ".skeleton"
@@ -46,49 +48,118 @@ JOINT_EXTRA_FIELDS = (
     "depth_x", "depth_y", "color_x", "color_y", "orientation_w", "orientation_x", "orientation_y", "orientation_z",
 )
 _INTEGER_BODY_FIELDS = {0, 1, 2, 3, 4, 5, 8}  # indices into BODY_INFO_FIELDS; lean_x, lean_y are floats
+JOINT_TRACKING_STATES = (0, 1, 2)  # not tracked, inferred, tracked
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Kinect v2 intrinsics (approximate), used to fill pixel coordinates when writing joints that have none.
 _DEPTH_CAMERA = (365.0, 365.0, 256.0, 212.0)
 _COLOR_CAMERA = (1081.0, 1081.0, 960.0, 540.0)
 
+__all__ = [
+    "ARRAY_SUFFIXES", "BODY_INFO_FIELDS", "Body", "JOINT_EXTRA_FIELDS", "JOINT_TRACKING_STATES", "MAX_ARRAY_BYTES",
+    "SKELETON_FILE_SUFFIXES", "SKELETON_SUFFIX", "SkeletonFormatError", "SkeletonSequence",
+    "kinect_pixel_coordinates", "load_joint_array", "load_skeleton", "read_skeleton_file", "write_skeleton_file",
+]
 
-class SkeletonFormatError(LlavidalError, ValueError):
-    """A skeleton file that cannot be read; the message starts with ``path:line:`` (or ``path:``)."""
 
-    def __init__(self, path: str | os.PathLike, line: int | None, problem: str):
-        self.path = str(path)
-        self.line = line
-        self.problem = problem
-        where = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{where}: {problem}")
+@dataclass(frozen=True, eq=False)
+class Body:
+    """One tracked body (one Kinect ``bodyID``) over the ``n`` frames it appears in.
+
+    ``frames`` ``(n,)`` int64, increasing frame indices into the recording; ``joints`` ``(n, V, 3)`` float32
+    camera-space metres; ``joint_tracking`` ``(n, V)`` int8 (0 not tracked, 1 inferred, 2 tracked);
+    ``info`` ``(n, 9)`` float64 (`BODY_INFO_FIELDS`) and ``joint_extra`` ``(n, V, 8)`` float32
+    (`JOINT_EXTRA_FIELDS`), or None for sources without them.
+    """
+
+    body_id: int
+    frames: np.ndarray
+    joints: np.ndarray
+    joint_tracking: np.ndarray
+    info: np.ndarray | None = None
+    joint_extra: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frames)
 
 
 @dataclass
 class SkeletonSequence:
-    """The bodies of one recording.
+    """The bodies of one recording of ``num_frames`` frames, each stored over the frames it appears in.
 
-    ``joints`` is ``(T, M, V, 3)`` float32 camera-space metres, zero where a body is absent; ``present``
-    ``(T, M)`` says which bodies each frame holds; ``body_ids`` is the Kinect id of each body column;
-    ``joint_tracking`` ``(T, M, V)`` is each joint's tracking state (0 not tracked, 1 inferred, 2 tracked).
-    ``body_info`` ``(T, M, 9)`` (`BODY_INFO_FIELDS`) and ``joint_extra`` ``(T, M, V, 8)``
-    (`JOINT_EXTRA_FIELDS`) hold the rest of the text format's fields, or None for sources without them.
+    The dense views are built on each access and cost ``num_frames x num_bodies`` memory: ``joints``
+    ``(T, M, V, 3)`` float32 camera-space metres, zero where a body is absent; ``present`` ``(T, M)``;
+    ``body_ids`` the id of each body column; ``joint_tracking`` ``(T, M, V)``; ``body_info`` ``(T, M, 9)`` and
+    ``joint_extra`` ``(T, M, V, 8)``, or None when a body lacks them.
     """
 
-    joints: np.ndarray
-    present: np.ndarray
-    body_ids: tuple[int, ...]
-    joint_tracking: np.ndarray
-    body_info: np.ndarray | None = None
-    joint_extra: np.ndarray | None = None
+    num_frames: int
+    bodies: tuple[Body, ...] = ()
     source: str | None = None
 
     @property
-    def num_frames(self) -> int:
-        return self.joints.shape[0]
+    def num_bodies(self) -> int:
+        return len(self.bodies)
 
     @property
-    def num_bodies(self) -> int:
-        return self.joints.shape[1]
+    def body_ids(self) -> tuple[int, ...]:
+        return tuple(body.body_id for body in self.bodies)
+
+    def occupied_frames(self) -> np.ndarray:
+        """The increasing indices of the frames that hold at least one body, ``(n,)`` int64."""
+        if not self.bodies:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate([body.frames for body in self.bodies]))
+
+    def _dense(self, field: str, tail: tuple[int, ...], dtype) -> np.ndarray:
+        out = np.zeros((self.num_frames, self.num_bodies, *tail), dtype=dtype)
+        for m, body in enumerate(self.bodies):
+            out[body.frames, m] = getattr(body, field)
+        return out
+
+    @property
+    def joints(self) -> np.ndarray:
+        return self._dense("joints", (NUM_JOINTS, 3), np.float32)
+
+    @property
+    def present(self) -> np.ndarray:
+        out = np.zeros((self.num_frames, self.num_bodies), dtype=bool)
+        for m, body in enumerate(self.bodies):
+            out[body.frames, m] = True
+        return out
+
+    @property
+    def joint_tracking(self) -> np.ndarray:
+        return self._dense("joint_tracking", (NUM_JOINTS,), np.int8)
+
+    @property
+    def body_info(self) -> np.ndarray | None:
+        if any(body.info is None for body in self.bodies):
+            return None
+        return self._dense("info", (len(BODY_INFO_FIELDS),), np.float64)
+
+    @property
+    def joint_extra(self) -> np.ndarray | None:
+        if any(body.joint_extra is None for body in self.bodies):
+            return None
+        return self._dense("joint_extra", (NUM_JOINTS, len(JOINT_EXTRA_FIELDS)), np.float32)
+
+    @classmethod
+    def from_dense(cls, joints: np.ndarray, present: np.ndarray, body_ids: tuple[int, ...],
+                   joint_tracking: np.ndarray, body_info: np.ndarray | None = None,
+                   joint_extra: np.ndarray | None = None, source: str | None = None) -> "SkeletonSequence":
+        """From ``(T, M, ...)`` arrays laid out as the dense views are; body ``m`` keeps the frames where
+        ``present[:, m]``."""
+        bodies = []
+        for m, body_id in enumerate(body_ids):
+            frames = np.flatnonzero(present[:, m]).astype(np.int64)
+            bodies.append(Body(
+                int(body_id), frames, np.asarray(joints[frames, m], dtype=np.float32),
+                np.asarray(joint_tracking[frames, m], dtype=np.int8),
+                None if body_info is None else np.asarray(body_info[frames, m], dtype=np.float64),
+                None if joint_extra is None else np.asarray(joint_extra[frames, m], dtype=np.float32)))
+        return cls(int(joints.shape[0]), tuple(bodies), source)
 
     @classmethod
     def from_joints(cls, joints: np.ndarray, source: str | None = None) -> "SkeletonSequence":
@@ -96,35 +167,43 @@ class SkeletonSequence:
         joints = np.asarray(joints, dtype=np.float32)
         present = np.any(joints != 0, axis=(2, 3))
         tracking = np.repeat(np.where(present, 2, 0).astype(np.int8)[..., None], joints.shape[2], axis=-1)
-        return cls(joints, present, tuple(range(joints.shape[1])), tracking, source=source)
+        return cls.from_dense(joints, present, tuple(range(joints.shape[1])), tracking, source=source)
 
 
 # -- the text format ----------------------------------------------------------------------------------
 
 
 class _Lines:
-    """The non-blank lines of a file, one at a time, with their 1-based line numbers."""
+    """The non-blank lines of a binary file handle, read one at a time, with their 1-based line numbers."""
 
-    def __init__(self, path: Path, text: str):
+    def __init__(self, path: Path, handle: BinaryIO):
         self.path = path
-        self.lines = text.splitlines()
+        self.handle = handle
         self.index = 0
+
+    def _decoded(self, raw: bytes) -> str:
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise SkeletonFormatError(self.path, self.index, f"not a text file (byte {raw[exc.start]:#04x} is "
+                                                             "not ASCII)") from None
 
     def next(self, expected: str | Callable[[], str]) -> tuple[int, list[str]]:
         """The next non-blank line's number and fields; ``expected`` (or what it returns) names it at EOF."""
-        while self.index < len(self.lines):
+        for raw in self.handle:
             self.index += 1
-            fields = self.lines[self.index - 1].split()
+            fields = self._decoded(raw).split()
             if fields:
                 return self.index, fields
         expected = expected() if callable(expected) else expected
-        raise SkeletonFormatError(self.path, len(self.lines) + 1, f"unexpected end of file: expected {expected}")
+        raise SkeletonFormatError(self.path, self.index + 1, f"unexpected end of file: expected {expected}")
 
     def rest(self) -> int | None:
         """The line number of the first non-blank line left, or None."""
-        for offset, line in enumerate(self.lines[self.index:]):
-            if line.strip():
-                return self.index + offset + 1
+        for raw in self.handle:
+            self.index += 1
+            if raw.strip():
+                return self.index
         return None
 
 
@@ -165,27 +244,60 @@ def _joint_block(lines: _Lines, where: str) -> np.ndarray:
         block.append((number, fields))
     try:
         values = np.array([fields for _, fields in block], dtype=np.float64)
-        if np.array_equal(values[:, 11], np.round(values[:, 11])):
-            return values
     except ValueError:
-        pass
-    return np.array([_numbers(lines, number, fields, f"the line of joint {joint + 1} of {where}", {11})
-                     for joint, (number, fields) in enumerate(block)], dtype=np.float64)
+        values = None
+    if values is None or not np.array_equal(values[:, 11], np.round(values[:, 11])):
+        values = np.array([_numbers(lines, number, fields, f"the line of joint {joint + 1} of {where}", {11})
+                           for joint, (number, fields) in enumerate(block)], dtype=np.float64)
+    for joint, (number, _) in enumerate(block):
+        if values[joint, 11] not in JOINT_TRACKING_STATES:
+            raise SkeletonFormatError(lines.path, number, f"field 12 (trackingState) of the line of joint {joint + 1} "
+                                                          f"of {where} should be 0, 1 or 2, found "
+                                                          f"{int(values[joint, 11])}")
+    return values
+
+
+class _BodyRecord:
+    """The frames of one body id seen so far in a ``.skeleton`` file (grows with the frames it appears in)."""
+
+    def __init__(self, body_id: int):
+        self.body_id = body_id
+        self.frames: list[int] = []
+        self.info: list[list[float]] = []
+        self.values: list[np.ndarray] = []
+
+    def add(self, frame: int, info: list[float], values: np.ndarray) -> None:
+        """Record the body in ``frame``: its 9 info fields and its ``(25, 12)`` float32 joint lines."""
+        self.frames.append(frame)
+        self.info.append(info)
+        self.values.append(values)
+
+    def body(self) -> Body:
+        values = np.stack(self.values)
+        return Body(self.body_id, np.array(self.frames, dtype=np.int64), values[:, :, :3].copy(),
+                    values[:, :, 11].astype(np.int8), np.array(self.info, dtype=np.float64),
+                    values[:, :, 3:11].copy())
 
 
 def read_skeleton_file(path: str | os.PathLike) -> SkeletonSequence:
-    """Parse an NTU RGB+D ``.skeleton`` file (see the module docstring for the format)."""
+    """Parse an NTU RGB+D ``.skeleton`` file (see the module docstring for the format).
+
+    Memory grows with what the file holds (two to four times its size), never with the counts it declares: a
+    frame or body count larger than the file's content ends in an "unexpected end of file" error.
+    Raises `SkeletonFormatError` naming the file and line.
+    """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="ascii")
-    except UnicodeDecodeError as exc:
-        raise SkeletonFormatError(path, None, f"not a text file ({exc.reason} at byte {exc.start})") from None
-    lines = _Lines(path, text)
+    with open(path, "rb") as handle:
+        return _parse(_Lines(path, handle))
+
+
+def _parse(lines: _Lines) -> SkeletonSequence:
+    path = lines.path
     _, frame_count = _count(lines, "the frame count")
-    frames: list[list[tuple[int, list[float], np.ndarray]]] = []
+    records: dict[int, _BodyRecord] = {}
     for frame in range(frame_count):
         _, body_count = _count(lines, f"the body count of frame {frame + 1}")
-        bodies = []
+        in_frame: set[int] = set()
         for body in range(body_count):
             where = f"body {body + 1} of frame {frame + 1}"
             number, fields = lines.next(f"the info line of {where}")
@@ -197,48 +309,26 @@ def read_skeleton_file(path: str | os.PathLike) -> SkeletonSequence:
             except ValueError:
                 raise SkeletonFormatError(path, number, f"field 1 (bodyID) of the info line of {where} should be "
                                                         f"an integer, found {fields[0]!r}") from None
-            if any(other_id == body_id for other_id, _, _ in bodies):
+            if body_id in in_frame:
                 raise SkeletonFormatError(path, number, f"body id {body_id} appears twice in frame {frame + 1}")
+            in_frame.add(body_id)
             info = _numbers(lines, number, fields[1:], f"the info line of {where}", _INTEGER_BODY_FIELDS)
             number, joint_count = _count(lines, f"the joint count of {where}")
             if joint_count != NUM_JOINTS:
                 raise SkeletonFormatError(path, number, f"{where} has {joint_count} joints; NTU skeletons have "
                                                         f"{NUM_JOINTS}")
-            joints = _joint_block(lines, where)
-            number = lines.index
-            if not np.isfinite(joints).all():
-                raise SkeletonFormatError(path, number, f"{where} has a non-finite joint value")
-            bodies.append((body_id, info, joints))
-        frames.append(bodies)
+            values = _joint_block(lines, where)
+            if not (np.abs(values) <= _FLOAT32_MAX).all():  # NaN fails the comparison too
+                raise SkeletonFormatError(path, lines.index, f"{where} has a non-finite joint value (NaN, infinite "
+                                                             "or beyond float32's range)")
+            if body_id not in records:
+                records[body_id] = _BodyRecord(body_id)
+            records[body_id].add(frame, info, values.astype(np.float32))
     extra = lines.rest()
     if extra is not None:
         raise SkeletonFormatError(path, extra, f"unexpected content after the last of the {frame_count} frames "
                                                "declared on line 1")
-    return _assemble(frames, str(path))
-
-
-def _assemble(frames: list[list[tuple[int, list[float], np.ndarray]]], source: str) -> SkeletonSequence:
-    body_ids: list[int] = []
-    for bodies in frames:
-        for body_id, _, _ in bodies:
-            if body_id not in body_ids:
-                body_ids.append(body_id)
-    shape = (len(frames), len(body_ids))
-    joints = np.zeros((*shape, NUM_JOINTS, 3), dtype=np.float32)
-    extra = np.zeros((*shape, NUM_JOINTS, len(JOINT_EXTRA_FIELDS)), dtype=np.float32)
-    tracking = np.zeros((*shape, NUM_JOINTS), dtype=np.int8)
-    info = np.zeros((*shape, len(BODY_INFO_FIELDS)), dtype=np.float64)
-    present = np.zeros(shape, dtype=bool)
-    column = {body_id: index for index, body_id in enumerate(body_ids)}
-    for t, bodies in enumerate(frames):
-        for body_id, body_info, values in bodies:
-            m = column[body_id]
-            present[t, m] = True
-            joints[t, m] = values[:, :3]
-            extra[t, m] = values[:, 3:11]
-            tracking[t, m] = values[:, 11]
-            info[t, m] = body_info
-    return SkeletonSequence(joints, present, tuple(body_ids), tracking, info, extra, source)
+    return SkeletonSequence(frame_count, tuple(record.body() for record in records.values()), str(path))
 
 
 def _format(value: float) -> str:
@@ -254,36 +344,49 @@ def kinect_pixel_coordinates(joints: np.ndarray) -> np.ndarray:
     return np.stack(columns, axis=-1)
 
 
+def _filled_body(body: Body) -> tuple[np.ndarray, np.ndarray]:
+    """A body's info ``(n, 9)`` and joint extras ``(n, V, 8)``, filled in where the body has none."""
+    info = body.info
+    if info is None:
+        info = np.zeros((body.num_frames, len(BODY_INFO_FIELDS)))
+        info[:, BODY_INFO_FIELDS.index("tracking_state")] = 2
+    extra = body.joint_extra
+    if extra is None:
+        joints = np.asarray(body.joints, dtype=np.float64)
+        orientation = np.broadcast_to(np.array([1.0, 0.0, 0.0, 0.0]), (*joints.shape[:2], 4))
+        extra = np.concatenate([kinect_pixel_coordinates(joints), orientation], axis=-1)
+    return info, extra
+
+
 def write_skeleton_file(path: str | os.PathLike, sequence: SkeletonSequence) -> Path:
     """Write ``sequence`` in the ``.skeleton`` text format, field by field, as the Kinect toolbox does.
 
-    Fields the sequence lacks are filled in: pixel coordinates by a pinhole projection, orientations as
-    the identity quaternion, body info as zeros with tracking state 2.
+    Within a frame, bodies come in the sequence's body order. Fields the sequence lacks are filled in:
+    pixel coordinates by a pinhole projection, orientations as the identity quaternion, body info as
+    zeros with tracking state 2.
     """
     path = Path(path)
-    joints = np.asarray(sequence.joints, dtype=np.float64)
-    if joints.ndim != 4 or joints.shape[2:] != (NUM_JOINTS, 3):
-        raise ValueError(f"joints must be (T, M, {NUM_JOINTS}, 3), got {joints.shape}")
-    extra = sequence.joint_extra
-    if extra is None:
-        orientation = np.broadcast_to(np.array([1.0, 0.0, 0.0, 0.0]), (*joints.shape[:3], 4))
-        extra = np.concatenate([kinect_pixel_coordinates(joints), orientation], axis=-1)
-    info = sequence.body_info
-    if info is None:
-        info = np.zeros((*joints.shape[:2], len(BODY_INFO_FIELDS)))
-        info[..., BODY_INFO_FIELDS.index("tracking_state")] = 2
+    for body in sequence.bodies:
+        if body.joints.shape != (body.num_frames, NUM_JOINTS, 3):
+            raise ValueError(f"body {body.body_id}: joints must be (n, {NUM_JOINTS}, 3), got {body.joints.shape}")
+    filled = [_filled_body(body) for body in sequence.bodies]
+    per_frame: list[list[tuple[int, int]]] = [[] for _ in range(sequence.num_frames)]
+    for m, body in enumerate(sequence.bodies):
+        for row, frame in enumerate(body.frames.tolist()):
+            per_frame[frame].append((m, row))
     out = [str(sequence.num_frames)]
-    for t in range(sequence.num_frames):
-        bodies = np.flatnonzero(sequence.present[t])
+    for bodies in per_frame:
         out.append(str(len(bodies)))
-        for m in bodies:
-            fields = [str(int(sequence.body_ids[m]))]
-            fields += [str(int(v)) if i in _INTEGER_BODY_FIELDS else _format(v) for i, v in enumerate(info[t, m])]
+        for m, row in bodies:
+            body = sequence.bodies[m]
+            info, extra = filled[m]
+            fields = [str(int(body.body_id))]
+            fields += [str(int(v)) if i in _INTEGER_BODY_FIELDS else _format(v) for i, v in enumerate(info[row])]
             out.append(" ".join(fields))
             out.append(str(NUM_JOINTS))
             for v in range(NUM_JOINTS):
-                values = [*joints[t, m, v], *extra[t, m, v]]
-                out.append(" ".join([*map(_format, values), str(int(sequence.joint_tracking[t, m, v]))]))
+                values = [*np.asarray(body.joints[row, v], dtype=np.float64), *extra[row, v]]
+                out.append(" ".join([*map(_format, values), str(int(body.joint_tracking[row, v]))]))
     path.write_text("\n".join(out) + "\n", encoding="ascii")
     return path
 
@@ -291,41 +394,15 @@ def write_skeleton_file(path: str | os.PathLike, sequence: SkeletonSequence) -> 
 # -- arrays -------------------------------------------------------------------------------------------
 
 
-def _has_array_magic(path: Path) -> bool:
-    """Whether the file starts as a ``.npy`` or a zip (``.npz``) does."""
-    with open(path, "rb") as handle:
-        start = handle.read(6)
-    return start == b"\x93NUMPY" or start.startswith(b"PK")
+def load_joint_array(path: str | os.PathLike, max_bytes: int = MAX_ARRAY_BYTES) -> SkeletonSequence:
+    """Load ``(T, M, V, 3)`` or ``(T, V, 3)`` joints from ``.npy``/``.npz`` (never unpickling).
 
-
-def load_joint_array(path: str | os.PathLike) -> SkeletonSequence:
-    """Load ``(T, M, V, 3)`` or ``(T, V, 3)`` joints from ``.npy``/``.npz`` (never unpickling)."""
+    The array's header is checked before its data is read: arrays over ``max_bytes`` bytes
+    (`MAX_ARRAY_BYTES`, 256 MiB, by default) or declaring more data than the file holds are refused.
+    Raises `SkeletonFormatError` naming the file.
+    """
     path = Path(path)
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                names = list(archive.keys())
-                if len(names) == 1:
-                    name = names[0]
-                elif "joints" in names:
-                    name = "joints"
-                else:
-                    raise SkeletonFormatError(path, None, f"holds arrays {names}: keep one array, or name the "
-                                                          "joints 'joints'")
-                array = archive[name]
-        else:
-            array = np.load(path, allow_pickle=False)
-    except SkeletonFormatError:
-        raise
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() and _has_array_magic(path):
-            raise SkeletonFormatError(path, None, "holds pickled Python objects (the official txt2npy.py "
-                                                  "writes a pickled dict), which are never loaded; read the "
-                                                  ".skeleton file instead, or save the joints as a plain "
-                                                  "(T, M, V, 3) array") from None
-        raise SkeletonFormatError(path, None, f"not a numpy array file ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise SkeletonFormatError(path, None, f"not a readable numpy file ({exc})") from None
+    array = read_array_file(path, "joints", max_bytes)
     if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
         raise SkeletonFormatError(path, None, f"holds {array.dtype} values, expected real numbers")
     if array.ndim == 3:
@@ -333,8 +410,8 @@ def load_joint_array(path: str | os.PathLike) -> SkeletonSequence:
     if array.ndim != 4 or array.shape[2:] != (NUM_JOINTS, 3):
         raise SkeletonFormatError(path, None, f"has shape {array.shape}; expected (T, M, {NUM_JOINTS}, 3) "
                                               f"or (T, {NUM_JOINTS}, 3)")
-    if not np.isfinite(array).all():
-        raise SkeletonFormatError(path, None, "holds NaN or infinite values")
+    if np.issubdtype(array.dtype, np.floating) and not (np.abs(array) <= _FLOAT32_MAX).all():
+        raise SkeletonFormatError(path, None, "holds NaN or infinite values (or values beyond float32's range)")
     return SkeletonSequence.from_joints(array, source=str(path))
 
 

@@ -279,7 +279,7 @@ def synthesize_action(action: str, rng: np.random.Generator, num_frames: int | N
         present[:untracked] = False
     body_ids = tuple(_BODY_ID_BASE + int(rng.integers(1000, 9999)) * 10 + m for m in range(len(bodies)))
     tracking = np.repeat(np.where(present, 2, 0).astype(np.int8)[..., None], NUM_JOINTS, axis=-1)
-    return SkeletonSequence(joints.astype(np.float32), present, body_ids, tracking)
+    return SkeletonSequence.from_dense(joints.astype(np.float32), present, body_ids, tracking)
 
 
 def synthetic_dataset(actions=SYNTHETIC_ACTIONS, per_action: int = 32,

@@ -44,9 +44,14 @@ class FrameSelection:
     mode: str = "segments"
     fps: float = 1.0
 
-    def __call__(self, total_frames: int, video_fps: float) -> list[int]:
+    @property
+    def needs_timestamps(self) -> bool:
+        """Whether `decode_video` must pass the frames' presentation times (sampling by fps does)."""
+        return self.mode == "fps"
+
+    def __call__(self, total_frames: int, video_fps: float, timestamps=None) -> list[int]:
         return sample_frame_indices(total_frames, self.num_frames, self.mode, video_fps=video_fps,
-                                    target_fps=self.fps)
+                                    target_fps=self.fps, timestamps=timestamps)
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,8 @@ class VideoCueEncoder(CueEncoder):
         tower: the tower's structure (`VisionTower.describe`); weights come from ``vision_tower`` or a
             checkpoint. Use `from_pretrained` rather than passing it by hand.
         num_frames: frames sampled per video (fewer if the video is shorter).
-        sampling: ``segments`` (the original's midpoints), ``uniform`` or ``fps`` (``sampling_fps`` per second).
+        sampling: ``segments`` (the original's midpoints) or ``uniform``, both over frame indices, or ``fps``
+            (the frames nearest to ``sampling_fps`` target times per second, by presentation time).
         pool: ``videochatgpt`` (num_frames + patches rows), ``none`` (every patch of every frame) or
             ``spatial`` (per-frame grid average-pooled with ``pool_stride``).
         preprocess: ``fast`` (uint8 tensors, batched, on the encoder's device) or ``reference`` (decord,

@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from llavidal_core.errors import LlavidalError
 from llavidal_core.extraction import (
     EXIT_OK,
     ExitAgreement,
@@ -33,6 +34,7 @@ from llavidal_core.extraction import (
     distributed_slot,
     has_cue,
     index_by_video_id,
+    prepare_output_folder,
     record_failure,
     report_summary,
     run_reporting_usage_errors,
@@ -62,10 +64,9 @@ class FeatureWriter:
     """Where finished videos go: the safetensors feature store, or the original's ``<id>.pkl`` files."""
 
     def __init__(self, out: Path, output_format: str) -> None:
-        self.out = out
+        self.out = prepare_output_folder(out)
         self.format = output_format
         self.store = FeatureStore(out) if output_format == "safetensors" else None
-        out.mkdir(parents=True, exist_ok=True)
 
     def is_done(self, video_id: str) -> bool:
         if self.store is None:
@@ -76,7 +77,7 @@ class FeatureWriter:
         if self.store is None:
             write_legacy_features(self.out / legacy_file_name(video_id, CUE), features.to(torch.float16).cpu())
         else:
-            self.store.write(video_id, CUE, features, metadata)
+            self.store.write(video_id, CUE, features, metadata, replace_corrupt=True)
 
 
 class VideoFiles(Dataset):
@@ -167,9 +168,14 @@ def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: in
         else:
             features = encoder.encode([item])[0]
             metadata = dict(options, source_file=path.name, decoder=item.decoder, frames=str(len(item.indices)),
-                            total_frames=str(item.total_frames), frame_indices=json.dumps(item.indices))
-            writer.write(video_id, features, metadata)
-            written += 1
+                            total_frames=str(item.total_frames), claimed_frames=str(item.claimed_frames),
+                            frame_indices=json.dumps(item.indices), frame_times=json.dumps(item.timestamps))
+            try:
+                writer.write(video_id, features, metadata)
+                written += 1
+            except LlavidalError as exc:  # NaN/inf features, a foreign file in the way: this video only
+                record_failure(writer.out, str(path), video_id, str(exc), rank)
+                failed += 1
         progress.update()
     progress.close()
     return report_summary(prefix, written, skipped, failed, Path(args.out))
