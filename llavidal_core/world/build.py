@@ -29,7 +29,7 @@ from llavidal_core.atomic_files import atomic_write_bytes
 from llavidal_core.world.actions import ACTIONS_BY_NAME, WORLD_ACTIONS, WorldAction
 from llavidal_core.world.render import draw_frame, object_box, write_video
 
-GENERATOR_VERSION = "2"  # 2: multiple-choice prompts put the placeholders after the choices
+GENERATOR_VERSION = "3"  # 2: multiple-choice prompts put the placeholders after the choices; 3: byte-identical videos
 PLACEHOLDERS = "<video><object><human_pose>"
 LETTERS = "ABCD"
 

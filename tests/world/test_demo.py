@@ -37,6 +37,22 @@ def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, m
     assert run_demo(out, SMALL)["cue_sets"] == summary["cue_sets"]  # evaluated again, nothing retrained
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == stamps
 
+    other = Path("second-run")  # the same seed from scratch in another folder: the same world, features, results
+    run_demo(other, SMALL)
+    assert (other / "results.json").read_bytes() == (out / "results.json").read_bytes()
+    for kind in ("videos/*.mp4", "skeletons/*.skeleton", "*.json"):
+        first, second = sorted(out.glob(f"world-*/{kind}")), sorted(other.glob(f"world-*/{kind}"))
+        assert first and [p.read_bytes() for p in first] == [p.read_bytes() for p in second], kind
+    import torch
+
+    from llavidal_core.features import FeatureStore
+
+    first, second = (FeatureStore(next(folder.glob("features-*"))) for folder in (out, other))
+    assert first.video_ids() and first.video_ids() == second.video_ids()
+    for video_id in first.video_ids():  # the tensors (their metadata names the folder they came from)
+        ours, theirs = first.read_all(video_id), second.read_all(video_id)
+        assert ours.keys() == theirs.keys() and all(torch.equal(ours[c], theirs[c]) for c in ours), video_id
+
 
 def test_demo_usage_errors(llavidal_plugins, capsys):
     with pytest.raises(SystemExit) as exit_info:
