@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         records = json.loads(args.input.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LlavidalError(f"{args.input}: no such instruction file") from None
-    except json.JSONDecodeError as exc:
+    except RecursionError:
+        raise LlavidalError(f"{args.input}: not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # malformed JSON, or a number too long to convert
         raise LlavidalError(f"{args.input}: not valid JSON ({exc})") from None
     if not isinstance(records, list):
         raise LlavidalError(f"{args.input}: expected a JSON list of {{video_id, q, a}} records")

@@ -76,7 +76,7 @@ def read_training_samples(path: str | Path) -> list[InstructionSample]:
 def _videoinstruct_records(path: Path) -> list | None:
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if isinstance(records, list) and records and all(
             isinstance(r, dict) and {"video_id", "q", "a"} <= set(r) and "conversations" not in r for r in records):

@@ -60,7 +60,9 @@ def _load_records(path: Path) -> list[tuple[str, Any]]:
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            raise InstructionFormatError(f"{path}: not valid JSON (nested too deeply)") from None
+        except ValueError as exc:  # malformed JSON, or a number too long to convert
             raise InstructionFormatError(f"{path}: not valid JSON ({exc})") from None
         return [(f"record {i}", record) for i, record in enumerate(data)]
     records = []
@@ -69,8 +71,11 @@ def _load_records(path: Path) -> list[tuple[str, Any]]:
             continue
         try:
             records.append((f"line {number}", json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise InstructionFormatError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise InstructionFormatError(f"{path}: line {number} is not valid JSON (nested too deeply)") from None
+        except ValueError as exc:
+            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise InstructionFormatError(f"{path}: line {number} is not valid JSON ({reason})") from None
     return records
 
 

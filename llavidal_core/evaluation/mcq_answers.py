@@ -13,6 +13,8 @@ guess. In order:
 
 A letter is never read from a word: the article in "a book" / "A person", the pronoun in "I think", the "s"
 of "it's". A lower-case letter counts only where nothing but punctuation follows it ("b.", "(b)", "b)").
+Two choices offered together ("A and B", "B or C", "Answer: B, C") are no answer, wherever they stand, and
+so is the option list repeated back ("A) drinks water B) reads a book ...") without a stated answer.
 """
 
 from __future__ import annotations
@@ -34,6 +36,24 @@ _CONNECTIVE_NEXT = re.compile(r"\s+(?:because|since|as|which|for|so)\b|\s*[-–�
 _NEGATED_BEFORE = re.compile(r"(?:\bnot|n't|n’t)\s*$", re.IGNORECASE)
 _NEGATED_AFTER = re.compile(r"\s*(?:is|are|was|seems)\s+(?:wrong|incorrect|false|not\b|unlikely)", re.IGNORECASE)
 _MARKUP = re.compile(r"[*`]")
+_ALTERNATIVES = re.compile(
+    r"(?<![\w'’])\(?\s*(?P<first>[A-Z])\s*\)?\s*(?:,|/|&|\band\b|\bor\b|\band/or\b)\s*\(?\s*(?P<second>[A-Z])\s*\)?"
+    r"(?![\w'’])")
+_OPTION_MARKER = re.compile(r"(?<![\w'’])\(?(?P<letter>[A-Z])\s*[).:]\s*")
+
+
+def offers_alternatives(answer: str, choices: Mapping[str, str]) -> bool:
+    """Whether ``answer`` offers two different choice letters together ("A and B", "B or C", "B, C")."""
+    return any(match.group("first") != match.group("second") and match.group("first") in choices
+               and match.group("second") in choices for match in _ALTERNATIVES.finditer(answer))
+
+
+def repeats_the_options(answer: str, choices: Mapping[str, str]) -> bool:
+    """Whether ``answer`` lists two or more choices with their own text ("A) drinks water B) reads a book")."""
+    listed = {match.group("letter") for match in _OPTION_MARKER.finditer(answer)
+              if match.group("letter") in choices and choices[match.group("letter")].strip()
+              and answer[match.end():].lower().startswith(choices[match.group("letter")].strip().lower())}
+    return len(listed) >= 2
 
 
 def _letter_at(text: str, match: re.Match, choices: Mapping[str, str]) -> str | None:
@@ -102,10 +122,14 @@ def option_named_by_text(answer: str, choices: Mapping[str, str]) -> str | None:
 def parse_choice_letter(answer: str, choices: Mapping[str, str]) -> str | None:
     """The letter (a key of ``choices``) that ``answer`` picks, by the module's rules; None for no answer."""
     text = _MARKUP.sub("", answer or "")
+    if offers_alternatives(text, choices):
+        return None
     if _STATEMENT.search(text):
         stated = stated_letter(text, choices)
         if stated is not None:
             return stated if stated in choices else None
+    if repeats_the_options(text, choices):
+        return None
     named = named_letters(text, choices)
     if named:
         return letter_from_named(text, named)

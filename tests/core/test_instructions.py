@@ -143,3 +143,14 @@ def test_convert_instructions_drops_only_the_video_of_a_corrupt_feature_file(tmp
     assert main(["convert", "instructions", str(source), "--out", str(out), "--features", str(store.root)]) == 0
     assert [sample.video_id for sample in read_instruction_file(out)] == ["v0", "v2"]
     assert "v1.safetensors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, '{"a": ' * 100000 + "1" + "}" * 100000,
+                                  "[" + "9" * 5000 + "]"])
+def test_hostile_json_is_a_format_error_naming_the_file(tmp_path, text, capsys, llavidal_plugins):
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(InstructionFormatError, match="deep.json: .*not valid JSON"):
+        read_instruction_file(path)
+    assert main(["convert", "instructions", str(path), "--out", str(tmp_path / "out.json")]) == 1
+    assert "deep.json: not valid JSON" in capsys.readouterr().err

@@ -21,6 +21,16 @@ ANSWERS = [
     ("Option: (A)", "A"),
     ("The answer is E.", None),  # a letter the question does not have
     ("(Z) nothing", None),
+    # two choices offered together, or the option list repeated back, are no answer
+    ("A) wave B) clap C) pick up a book D) sit down", None),
+    ("A. wave\nB. clap\nC. pick up a book\nD. sit down", None),
+    ("(A) wave (B) clap (C) pick up a book (D) sit down", None),
+    ("Both A and B", None),
+    ("The answer is A and B", None),
+    ("Either A or D", None),
+    ("Answer: B, C", None),
+    ("The answer is B or C.", None),
+    ("A) wave B) clap. The answer is B.", "B"),
     # an article, a pronoun or the "s" of "it's" is never a letter
     ("The answer is a book, so C.", "C"),
     ("A person is waving at the camera.", None),
