@@ -92,7 +92,7 @@ def evaluate_mcq(model, processor, files: Sequence[MCQFile], features_for: Calla
     evaluation = MCQEvaluation(mode=mode)
     questions = [q for mcq_file in files for q in mcq_file.questions[:limit]]
     cache: dict[str, dict] = {}
-    for question in tqdm(questions, desc="MCQ", unit="question"):
+    for question in tqdm(questions, desc="MCQ", unit="question", disable=None):
         if question.video_id not in cache:
             cache = {question.video_id: features_for(question.video_id)}
         features = cache[question.video_id]

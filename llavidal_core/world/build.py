@@ -168,7 +168,8 @@ def mcq_records(plan: VideoTruth, rng: np.random.Generator) -> list[dict]:
     return records
 
 
-def _cached(directory: Path, config: WorldConfig) -> bool:
+def world_is_built(directory: Path, config: WorldConfig) -> bool:
+    """Whether ``directory`` already holds the world ``config`` makes (same config, same generator version)."""
     manifest = directory / "world.json"
     if not manifest.exists():
         return False
@@ -180,7 +181,7 @@ def build_world(directory: str | Path, config: WorldConfig = WorldConfig()) -> P
     """Write the world into ``directory`` (reused when already there with the same config); returns it."""
     skeleton, synthetic = _require_pose_plugin()
     directory = Path(directory)
-    if _cached(directory, config):
+    if world_is_built(directory, config):
         return directory
     for sub in ("videos", "skeletons", "objects"):
         (directory / sub).mkdir(parents=True, exist_ok=True)
@@ -188,7 +189,7 @@ def build_world(directory: str | Path, config: WorldConfig = WorldConfig()) -> P
     plans = plan_videos(config, rng)
     performers = {p: synthetic.Performer.random(rng) for p in range(1, config.num_performers + 1)}
     instructions, questions = [], []
-    for index, plan in enumerate(tqdm(plans, desc="miniature world", unit="video")):
+    for index, plan in enumerate(tqdm(plans, desc="miniature world", unit="video", disable=None)):
         joints, frames, tracks = render_video(plan, performers[plan.performer], config, rng, synthetic)
         write_video(directory / "videos" / f"{plan.video_id}.mp4", frames, config.fps)
         skeleton.write_skeleton_file(directory / "skeletons" / f"{plan.video_id}.skeleton",

@@ -25,7 +25,7 @@ from pathlib import Path
 from llavidal_core.atomic_files import atomic_write_bytes
 from llavidal_core.errors import MissingPluginError
 from llavidal_core.video_ids import video_id_for
-from llavidal_core.world.build import WorldConfig, build_world
+from llavidal_core.world.build import WorldConfig, build_world, world_is_built
 
 CUE_ORDER = ("video", "pose", "object")
 CUE_SETS = (("video",), ("video", "pose"), ("video", "object"), ("video", "pose", "object"))
@@ -187,7 +187,7 @@ def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -
         return
     encoder = VideoCueEncoder.from_pretrained(str(clip), num_frames=config.video_frames, sampling="uniform",
                                               pool="spatial", pool_stride=config.video_pool_stride)
-    for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video"):
+    for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video", disable=None):
         store.write(video_id_for(path, world / "videos"), "video", encoder.encode([path])[0],
                     {"encoder": "random tiny CLIP, demo"})
 
@@ -209,7 +209,8 @@ def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) 
         crops = ClipCropEncoder(CLIPVisionModelWithProjection.from_pretrained(clip).eval(),
                                 CLIPImageProcessor.from_pretrained(clip))
     options = ObjectOptions(min_track_length=2, max_objects=3)
-    for path in tqdm(todo, desc="object features (ground-truth boxes, random tiny CLIP)", unit="video"):
+    for path in tqdm(todo, desc="object features (ground-truth boxes, random tiny CLIP)", unit="video",
+                     disable=None):
         video_id = video_id_for(path, world / "videos")
         tracks = json.loads((world / "objects" / f"{video_id}.json").read_text())
         frames = read_video_frames(path, num_frames=config.world.frames_per_action * config.world.actions_per_video)
@@ -348,8 +349,10 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
                             config.clip_image_size, config.pose_steps, config.pose_tokens, config.seed)
     models, features = out / f"models-{feature_key}", out / f"features-{feature_key}"
     runs = out / f"runs-{cache_key(asdict(config))}"
-    _say(f"building the miniature world in {out / f'world-{world_key}'}")
-    world = build_world(out / f"world-{world_key}", config.world)
+    world = out / f"world-{world_key}"
+    built = world_is_built(world, config.world)
+    _say(f"{'using the miniature world already built in' if built else 'building the miniature world in'} {world}")
+    build_world(world, config.world)
     clip = save_random_clip(models / "clip", config.clip_image_size, config.seed)
     store = FeatureStore(features)
     extract_video_features(world, store, clip, config)

@@ -20,10 +20,11 @@ SMALL = DemoConfig(world=WorldConfig(num_performers=3, videos_per_performer=3, h
 
 
 @pytest.mark.slow
-def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, monkeypatch):
+def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a relative output folder, as `make demo` gives it
     out = Path("llavidal-demo")
     summary = run_demo(out, SMALL)
+    assert "building the miniature world in" in capsys.readouterr().out
     assert list(summary["cue_sets"]) == ["video", "video+pose", "video+object", "video+pose+object"]
     for result in summary["cue_sets"].values():
         assert result["n"] == 3 * 2 and 0.0 <= result["ci95"][0] <= result["accuracy"] <= result["ci95"][1] <= 1.0
@@ -35,6 +36,8 @@ def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, m
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")}
     assert len(stamps) == len(CUE_SETS) and {p.parent.name for p in stamps} == {cue_set_name(c) for c in CUE_SETS}
     assert run_demo(out, SMALL)["cue_sets"] == summary["cue_sets"]  # evaluated again, nothing retrained
+    said = capsys.readouterr().out
+    assert "using the miniature world already built in" in said and "building the miniature world" not in said
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == stamps
 
     other = Path("second-run")  # the same seed from scratch in another folder: the same world, features, results
