@@ -45,10 +45,16 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     from llavidal_core.data.dataset import InstructionCollator
     from llavidal_core.processing import LlavidalProcessor
     from llavidal_core.training import model_setup
-    from llavidal_core.training.trainer import EpochCallback, JsonlLogCallback, LlavidalTrainer, append_jsonl
+    from llavidal_core.training.trainer import (CompactProgressCallback, EpochCallback, JsonlLogCallback,
+                                                LlavidalTrainer, append_jsonl)
 
     set_seed(plan.train.seed)
     main_process = _is_main_process()
+    on_terminal = sys.stderr.isatty()
+    if not on_terminal:  # a log file gets no progress-bar redraws (loading and saving weights included)
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
     # The processor knows every cue of the recipe, whatever this stage uses: same token ids in every stage.
     cues = model_setup.resolve_cue_specs(recipe.cues)
@@ -103,6 +109,12 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
         samples_skipped=report.num_skipped,
         stage=plan.name,
     )
+    if not on_terminal:  # one line per logging step, not bar redraws and raw dicts
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+        trainer.remove_callback(ProgressCallback)
+        trainer.remove_callback(PrinterCallback)
+        trainer.add_callback(CompactProgressCallback(plan.name))
     checkpoint = latest_checkpoint(plan.output_dir) if resume else None
     if checkpoint is not None:
         _say(f"stage {plan.name}: resuming from {checkpoint}")

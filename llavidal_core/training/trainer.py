@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,29 @@ class _TokenRateBaseline(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer._last_log = (time.perf_counter(), state.num_input_tokens_seen)
+
+
+class CompactProgressCallback(TrainerCallback):
+    """Progress as one short line per log on stderr, for output that is not a terminal (a file, a CI log):
+    ``llavidal train: stage main: step 40/120, epoch 1.0, loss 0.5437, lr 2.9e-03, 1186 tokens/s``.
+
+    It replaces the Trainer's progress bar (which would write thousands of bar updates to a file) and its
+    printed log dicts; the full records still go to ``log.jsonl``.
+    """
+
+    def __init__(self, stage: str):
+        self.stage = stage
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        parts = [f"step {state.global_step}/{state.max_steps}", f"epoch {float(logs.get('epoch', 0)):.1f}",
+                 f"loss {float(logs['loss']):.4f}"]
+        if "learning_rate" in logs:
+            parts.append(f"lr {float(logs['learning_rate']):.1e}")
+        if "tokens_per_second" in logs:
+            parts.append(f"{float(logs['tokens_per_second']):.0f} tokens/s")
+        print(f"llavidal train: stage {self.stage}: " + ", ".join(parts), file=sys.stderr, flush=True)
 
 
 class JsonlLogCallback(TrainerCallback):
