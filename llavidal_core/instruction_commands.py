@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     from llavidal_core.data.instructions import convert_videoinstruct
     from llavidal_core.atomic_files import atomic_write_bytes
 
+    from llavidal_core.json_text import parse_json_text
+
     try:
-        records = json.loads(args.input.read_text(encoding="utf-8"))
+        records = parse_json_text(args.input.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LlavidalError(f"{args.input}: no such instruction file") from None
-    except RecursionError:
-        raise LlavidalError(f"{args.input}: not valid JSON (nested too deeply)") from None
-    except ValueError as exc:  # malformed JSON, or a number too long to convert
+    except ValueError as exc:
         raise LlavidalError(f"{args.input}: not valid JSON ({exc})") from None
     if not isinstance(records, list):
         raise LlavidalError(f"{args.input}: expected a JSON list of {{video_id, q, a}} records")

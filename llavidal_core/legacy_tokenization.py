@@ -18,12 +18,15 @@ under transformers 4.41.1.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Sequence
 
 from llavidal_core.errors import LlavidalError
 
 WORD_BOUNDARY = "\u2581"  # SentencePiece's "▁"
+# what LLaMA-style conversions put in the normaliser: spaces written as "▁", a "▁" prepended (both redone here)
+SENTENCEPIECE_NORMALIZER_STEPS = frozenset({"Replace", "Prepend"})
 
 
 class LegacyTokenizationError(LlavidalError):
@@ -48,6 +51,11 @@ class SentencePieceLegacyEncoder:
             raise LegacyTokenizationError(
                 f"tokenization 'sentencepiece_legacy' needs a SentencePiece-converted tokenizer (LLaMA, Vicuna, "
                 f"LLaVA); {type(tokenizer).__name__} has model {type(model).__name__}")
+        unsupported = _normalizer_steps(backend) - SENTENCEPIECE_NORMALIZER_STEPS
+        if unsupported:  # they would be bypassed here, and the ids would silently differ from the tokenizer's
+            raise LegacyTokenizationError(
+                f"tokenization 'sentencepiece_legacy' reproduces LLaMA's identity-normalised SentencePiece model; "
+                f"this tokenizer's normaliser also does {sorted(unsupported)}")
         if tokenizer.convert_tokens_to_ids(WORD_BOUNDARY) in (None, tokenizer.unk_token_id):
             raise LegacyTokenizationError(
                 f"tokenization 'sentencepiece_legacy' needs a SentencePiece vocabulary (pieces marked with "
@@ -80,6 +88,18 @@ class SentencePieceLegacyEncoder:
                     flags += [in_answer(position + offset)] * len(word_ids)
             position += len(piece)
         return ids, flags
+
+
+def _normalizer_steps(backend: Any) -> set[str]:
+    """The kinds of step in the tokenizer's normaliser (``Sequence`` unpacked), e.g. ``{"Replace", "Prepend"}``."""
+    def kinds(spec: Any) -> set[str]:
+        if not spec:
+            return set()
+        if spec.get("type") == "Sequence":
+            return set().union(*(kinds(step) for step in spec.get("normalizers", [])))
+        return {spec.get("type", "?")}
+
+    return kinds(json.loads(backend.to_str()).get("normalizer"))
 
 
 def _split_on(text: str, added: dict[str, int]) -> list[str]:

@@ -15,12 +15,12 @@ and the record's index (or line).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 from llavidal_core.errors import LlavidalError
+from llavidal_core.json_text import parse_json_text
 from llavidal_core.video_ids import video_id_for
 
 ROLES = ("human", "gpt")
@@ -59,10 +59,8 @@ def _load_records(path: Path) -> list[tuple[str, Any]]:
         raise InstructionFormatError(f"{path}: no such instruction file") from None
     if text.lstrip().startswith("["):
         try:
-            data = json.loads(text)
-        except RecursionError:
-            raise InstructionFormatError(f"{path}: not valid JSON (nested too deeply)") from None
-        except ValueError as exc:  # malformed JSON, or a number too long to convert
+            data = parse_json_text(text)
+        except ValueError as exc:
             raise InstructionFormatError(f"{path}: not valid JSON ({exc})") from None
         return [(f"record {i}", record) for i, record in enumerate(data)]
     records = []
@@ -70,12 +68,9 @@ def _load_records(path: Path) -> list[tuple[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append((f"line {number}", json.loads(line)))
-        except RecursionError:
-            raise InstructionFormatError(f"{path}: line {number} is not valid JSON (nested too deeply)") from None
+            records.append((f"line {number}", parse_json_text(line)))
         except ValueError as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            raise InstructionFormatError(f"{path}: line {number} is not valid JSON ({reason})") from None
+            raise InstructionFormatError(f"{path}: line {number} is not valid JSON ({exc})") from None
     return records
 
 

@@ -75,3 +75,15 @@ def test_legacy_tokenization_refuses_a_word_level_tokenizer():
 def test_unknown_tokenization_is_refused(original_tokenizer):
     with pytest.raises(ValueError, match="unknown tokenization 'slow'"):
         LlavidalProcessor(original_tokenizer, LLAVIDAL_CUES, tokenization="slow")
+
+
+def test_legacy_tokenization_refuses_a_normaliser_it_would_bypass(original_tokenizer):
+    import copy
+
+    from tokenizers import normalizers
+
+    lowercasing = copy.deepcopy(original_tokenizer)
+    lowercasing.backend_tokenizer.normalizer = normalizers.Sequence(
+        [normalizers.Lowercase(), normalizers.Replace(" ", "\u2581")])
+    with pytest.raises(LegacyTokenizationError, match="Lowercase"):
+        SentencePieceLegacyEncoder(lowercasing)
