@@ -3,12 +3,16 @@
 An encoder is an ``nn.Module`` with Hub I/O (`huggingface_hub.PyTorchModelHubMixin`: ``save_pretrained``,
 ``from_pretrained``, ``push_to_hub``; the ``__init__`` arguments become ``config.json``). A subclass
 says which `CueSpec` its output satisfies and implements `encode_one`, or `encode` when it can batch.
+
+An encoder also says how to build it again (`CueEncoder.encoder_record`, an
+`llavidal_core.encoder_records.EncoderRecord`) and writes that record with every feature it computes
+(`CueEncoder.feature_metadata`), so a model trained on those features can rebuild the same encoder at inference.
 """
 
 from __future__ import annotations
 
 import contextlib
-import sys
+import io
 from abc import abstractmethod
 from typing import Any, Sequence
 
@@ -19,6 +23,9 @@ from torch import nn
 from llavidal_core.cues import CueSpec
 
 
+from llavidal_core.encoder_records import RECORD_KEY, EncoderRecord
+
+
 class CueEncoder(
     nn.Module,
     PyTorchModelHubMixin,
@@ -26,14 +33,28 @@ class CueEncoder(
     tags=["llavidal", "llavidal-cue-encoder"],
     repo_url="https://github.com/llavidal/llavidal",
 ):
-    """Turns raw inputs of one cue (a video path, a skeleton file, frames) into ``(rows, feature_dim)`` tensors."""
+    """Turns raw inputs of one cue (a video path, a skeleton file, frames) into ``(rows, feature_dim)`` tensors.
+
+    ``reads_video_files``: whether a raw input is a video file path (the ``video`` and ``object`` cues), so
+    that a pipeline given a video feeds it to this cue too; a skeleton file, for example, is not.
+    """
+
+    reads_video_files: bool = False
+    pretrained_name: str | None = None  # what `from_pretrained` loaded this encoder from, if it did
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs):
+        """``PyTorchModelHubMixin.from_pretrained``, remembering the folder or Hub id for `encoder_record`."""
+        encoder = super().from_pretrained(pretrained_model_name_or_path, **kwargs)
+        encoder.pretrained_name = str(pretrained_model_name_or_path)
+        return encoder
 
     @classmethod
     def _from_pretrained(cls, **kwargs):
         # a checkpoint missing weights must not load as silently random ones (the mixin's default is lax)
         kwargs["strict"] = True
         # huggingface_hub prints "Loading weights from local directory" on stdout, which belongs to answers
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(io.StringIO()):
             return super()._from_pretrained(**kwargs)
 
     @property
@@ -72,6 +93,22 @@ class CueEncoder(
                 f"not a multiple of {spec.tokens_per_item}"
             )
         return features
+
+    def encoder_record(self) -> EncoderRecord | None:
+        """How to build this encoder again (`EncoderRecord`), or None when it cannot be (random weights made
+        here, a module handed over by hand). The default: the folder or Hub id it was loaded from, in its
+        current dtype. Encoders built from other models with options override this."""
+        if self.pretrained_name is None:
+            return None
+        return EncoderRecord(pretrained=self.pretrained_name, dtype=str(self.dtype).removeprefix("torch."))
+
+    def feature_metadata(self) -> dict[str, str]:
+        """String metadata stored with each feature this encoder computes: its spec and its record (JSON)."""
+        metadata = {"spec": self.spec.to_json()}
+        record = self.encoder_record()
+        if record is not None:
+            metadata[RECORD_KEY] = record.to_json()
+        return metadata
 
     @property
     def device(self) -> torch.device:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from llavidal_core.errors import LlavidalError
@@ -21,7 +22,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, with_video: bool = True
     parser.add_argument("--input", action="append", default=[], metavar="CUE=FILE",
                         help="another cue's input, e.g. --input pose=clip.skeleton (repeatable)")
     parser.add_argument("--encoder", action="append", default=[], metavar="CUE=ID",
-                        help="use this encoder for a cue instead of the one the model names (repeatable)")
+                        help="use this encoder for a cue instead of the one the model records (repeatable)")
+    if with_video:
+        parser.add_argument("--features", type=Path, metavar="PATH",
+                            help="precomputed features instead of computing them: a feature file "
+                                 "(.safetensors, from llavidal extract) or a feature store folder, where the "
+                                 "VIDEO's file name without its suffix is the id")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     parser.add_argument("--dtype", choices=DTYPES, help="default: float32 on CPU, bfloat16/float16 on GPU")
     parser.add_argument("--max-new-tokens", type=int, default=256)
@@ -71,6 +77,51 @@ def sample_inputs(args: argparse.Namespace) -> dict[str, str]:
     return inputs
 
 
+def precomputed_features(args: argparse.Namespace) -> dict | None:
+    """The ``--features`` file's (or store entry's) tensors, each cue as ``(rows, dim)``; None without the flag."""
+    from llavidal_core.features import FILE_SUFFIX, FeatureStore
+
+    path = getattr(args, "features", None)
+    if path is None:
+        return None
+    if path.is_dir():
+        if args.video is None:
+            raise LlavidalError(f"--features {path} is a feature store folder: give VIDEO too, whose name picks "
+                                "the file (or give the feature file itself)")
+        store, video_id = FeatureStore(path, create=False), args.video.stem
+        if video_id not in store:
+            raise LlavidalError(f"{store.path_for(video_id)}: no such feature file (for {args.video} in --features)")
+    elif path.is_file() and path.name.endswith(FILE_SUFFIX):
+        store, video_id = FeatureStore(path.parent, create=False), path.name[: -len(FILE_SUFFIX)]
+    else:
+        raise LlavidalError(f"{path}: --features takes a .safetensors feature file or a feature store folder")
+    return {cue: tensor.reshape(-1, tensor.shape[-1]) for cue, tensor in store.read_all(video_id).items()}
+
+
+def features_for_model(features: dict | None, pipeline) -> dict | None:
+    """``features`` restricted to the model's cues (a feature file may hold more); None stays None."""
+    if features is None:
+        return None
+    return {cue: tensor for cue, tensor in features.items() if cue in pipeline.cue_names}
+
+
+@contextmanager
+def warnings_as_notes():
+    """Warnings (a cue without input left out of the prompt, ...) as one ``llavidal: note:`` line each on
+    stderr, instead of Python's warning format with its source line."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for warning in caught:
+                message = str(warning.message)
+                if message not in seen:
+                    seen.add(message)
+                    print(f"llavidal: note: {message}", file=sys.stderr)
+
+
 def run_dry_run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoConfig
@@ -91,18 +142,23 @@ def run_dry_run(args: argparse.Namespace) -> int:
 def run_ask(args: argparse.Namespace) -> int:
     if args.dry_run:
         return run_dry_run(args)
+    if args.question is None and args.video is not None and args.features is not None:
+        args.question, args.video = str(args.video), None  # `ask MODEL QUESTION --features FILE`: no video
     if args.question is None:
-        args.usage_parser.error("give VIDEO and the QUESTION (or --dry-run)")
+        args.usage_parser.error("give VIDEO and the QUESTION (or the QUESTION and --features; or --dry-run)")
     if not args.question.strip():
         raise LlavidalError("the question is empty")
     model_location(args.model)  # a missing model folder is named before a missing input
     inputs = sample_inputs(args)
-    pipeline = load_pipeline(args)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # cues without input are simply left out of the prompt
-        for piece in pipeline(inputs=inputs, question=args.question, stream=True, **settings_of(args)):
+    features = precomputed_features(args)
+    with warnings_as_notes():
+        pipeline = load_pipeline(args)
+        video = inputs.pop("video", None)
+        answer = pipeline(video=video, inputs=inputs, features=features_for_model(features, pipeline),
+                          question=args.question, stream=True, **settings_of(args))
+        for piece in answer:
             print(piece, end="", flush=True)
-    print()
+        print()
     return 0
 
 
@@ -112,8 +168,11 @@ CHAT_HELP = "commands: /reset (forget the conversation), /video PATH (talk about
 def run_chat(args: argparse.Namespace) -> int:
     model_location(args.model)  # a missing model folder is named before a missing input
     inputs = sample_inputs(args)
-    pipeline = load_pipeline(args)
-    chat = pipeline.chat(inputs=inputs)
+    features = precomputed_features(args)
+    with warnings_as_notes():
+        pipeline = load_pipeline(args)
+        video = inputs.pop("video", None)
+        chat = pipeline.chat(video=video, inputs=inputs, features=features_for_model(features, pipeline))
     print(f"llavidal chat about {args.video or 'no video'} ({CHAT_HELP})", file=sys.stderr)
     for line in sys.stdin:
         text = line.strip()
@@ -131,7 +190,8 @@ def run_chat(args: argparse.Namespace) -> int:
                 print(f"llavidal: error: {path}: no such file", file=sys.stderr)
                 continue
             try:
-                chat.set_sample(inputs={**inputs, "video": str(path)})
+                with warnings_as_notes():
+                    chat.set_sample(video=str(path), inputs=inputs)
             except (LlavidalError, ValueError, OSError) as exc:
                 print(f"llavidal: error: {exc}", file=sys.stderr)
                 continue

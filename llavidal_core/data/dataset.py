@@ -283,7 +283,7 @@ class InstructionDataset(torch.utils.data.Dataset):
         if not files:
             raise LlavidalError(f"cue {cue!r}: no sample has a feature file to fit its statistics on")
         tensors = (self._read(sample, cue) for sample in
-                   tqdm(files, desc=f"{cue} feature statistics", unit="file", disable=not progress))
+                   tqdm(files, desc=f"{cue} feature statistics", unit="file", disable=True if not progress else None))
         return feature_statistics(tensors, self.specs[cue].feature_dim)
 
     def zero_features(self, cue: str) -> torch.Tensor:

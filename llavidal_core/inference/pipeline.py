@@ -59,15 +59,30 @@ def default_dtype(device: str | torch.device) -> torch.dtype:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def load_cue_encoder(cue: str, encoder: Any, device: str | torch.device):
-    """An encoder instance for ``cue``: ``encoder`` itself, or loaded by id through the cue's plugin."""
-    if isinstance(encoder, torch.nn.Module):
-        return encoder.to(device).eval()
+def load_cue_encoder(cue: str, encoder: Any, device: str | torch.device, model_id: str | Path | None = None,
+                     **hub_kwargs: Any):
+    """An encoder instance for ``cue`` on ``device``: ``encoder`` itself when it is a module, else built through
+    the cue's plugin from an encoder record (a model config's ``cue_encoders`` value, whose bundled folders
+    are found under ``model_id``) or from an id or folder (``encoder=`` overrides: the encoder's own defaults).
+
+    Raises `MissingPluginError` when no installed plugin provides the cue's encoder, and `LlavidalError`
+    naming the cue and the record when the encoder cannot be built.
+    """
+    from llavidal_core.encoder_records import EncoderRecord
     from llavidal_core.plugins import get_plugin_manager
 
+    if isinstance(encoder, torch.nn.Module):
+        return encoder.to(device).eval()
     factory = get_plugin_manager().cue(cue).encoder_factory()
-    loaded = factory.from_pretrained(encoder) if hasattr(factory, "from_pretrained") else factory(encoder)
-    return loaded.to(device).eval()
+    record = EncoderRecord(pretrained=str(encoder)) if isinstance(encoder, (str, Path)) \
+        else EncoderRecord.from_config_value(encoder)
+    if model_id is not None:
+        record = record.resolve(model_id, **hub_kwargs)
+    try:
+        built = record.build(factory)
+    except (LlavidalError, OSError, ValueError, TypeError, RuntimeError) as exc:
+        raise LlavidalError(f"cue {cue!r}: cannot build its encoder from {record.describe()}: {exc}") from exc
+    return built.to(device)
 
 
 class LlavidalPipeline:
@@ -79,6 +94,7 @@ class LlavidalPipeline:
         self.settings = settings or GenerationSettings()
         self.cue_names = tuple(spec.name for spec in processor.cues)
         self.encoder_calls = 0  # how many times a cue encoder ran (chat reuses features)
+        self.encoder_errors: dict[str, str] = {}  # cue -> why its recorded encoder could not be loaded
 
     @classmethod
     def from_pretrained(cls, model_id: str | Path, *, device: str | None = None, dtype: torch.dtype | str | None = None,
@@ -86,8 +102,12 @@ class LlavidalPipeline:
                         **hub_kwargs) -> "LlavidalPipeline":
         """Load a llavidal model folder or Hub repo, its processor, and its cue encoders.
 
-        ``encoders`` maps a cue to an encoder id, path or instance, overriding the config's ``cue_encoders``.
-        With ``load_encoders=False`` only precomputed features can be used.
+        The model's config records how each cue's training features were made (``cue_encoders``, see
+        `llavidal_core.encoder_records`); those encoders are rebuilt, in the recorded settings and dtype, so
+        features computed here equal the training features. ``encoders`` maps a cue to an encoder id, path or
+        instance that overrides the record. A recorded encoder whose plugin is not installed is reported
+        (a warning) and its cue then needs precomputed features. With ``load_encoders=False`` only
+        precomputed features can be used.
 
         Raises `LlavidalError`: "no such model folder" for a ``model_id`` that can only be a path and does not
         exist (`llavidal_core.model_location`), or a Hub id that is neither a folder here nor loadable.
@@ -106,10 +126,19 @@ class LlavidalPipeline:
         if unknown:
             raise LlavidalError(f"encoders given for cues {unknown} that the model {model_id} does not have "
                                 f"(its cues: {list(model.config.cue_names)})")
-        loaded = {}
+        loaded, errors = {}, {}
         if load_encoders:
-            loaded = {cue: load_cue_encoder(cue, encoder, device) for cue, encoder in chosen.items()}
-        return cls(model, processor, loaded)
+            for cue, encoder in chosen.items():
+                try:
+                    loaded[cue] = load_cue_encoder(cue, encoder, device, model_id if cue not in (encoders or {})
+                                                   else None, **hub_kwargs)
+                except MissingPluginError as exc:
+                    errors[cue] = str(exc)
+                    warnings.warn(f"the model's {cue!r} encoder cannot be loaded ({exc}); give that cue's features",
+                                  stacklevel=2)
+        pipeline = cls(model, processor, loaded)
+        pipeline.encoder_errors = errors
+        return pipeline
 
     # -- features --------------------------------------------------------------------------------------------
 
@@ -125,9 +154,11 @@ class LlavidalPipeline:
             if not indices:
                 continue
             if cue not in self.encoders:
+                why = self.encoder_errors.get(cue, "the model does not record how its features were made")
                 raise MissingPluginError(
-                    f"no encoder is loaded for the cue {cue!r}: the model names none (cue_encoders) and none was "
-                    f"given; pass encoders={{{cue!r}: ID}} or precomputed features"
+                    f"no encoder is loaded for the cue {cue!r} ({why}); give one (command line: --encoder "
+                    f"{cue}=ID; Python: encoders={{{cue!r}: ID}}) or precomputed features (--features FILE; "
+                    f"features={{{cue!r}: tensor}})"
                 )
             raws = [inputs[i][cue] for i in indices]
             for raw in raws:
@@ -139,6 +170,12 @@ class LlavidalPipeline:
             for i, features in zip(indices, encoded):
                 per_sample[i][cue] = features
         return per_sample
+
+    def video_cues(self) -> tuple[str, ...]:
+        """The model's cues whose loaded encoder reads video files (``video`` and ``object``), plus ``video``
+        itself when the model has it."""
+        return tuple(cue for cue in self.cue_names
+                     if cue == "video" or getattr(self.encoders.get(cue), "reads_video_files", False))
 
     def _check_features(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         unknown = sorted(set(features) - set(self.cue_names))
@@ -249,8 +286,15 @@ class LlavidalPipeline:
                 raise ValueError(f"{name} must be a {{cue: ...}} dict per sample, e.g. {name}={{'video': ...}}, "
                                  f"or a list of such dicts")
         raw = [dict(input_list[i]) if input_list else {} for i in range(count)]
-        for i, path in enumerate(videos):
-            raw[i]["video"] = path
+        if videos and not self.video_cues():
+            raise LlavidalError(f"a video was given but no cue of the model reads videos (its cues: "
+                                f"{list(self.cue_names)}); give each cue's input or features")
+        for i, path in enumerate(videos):  # every cue that reads video files computes its features from it
+            for cue in self.video_cues():
+                raw[i].setdefault(cue, path)
+        for i in range(count):  # precomputed features are not computed again
+            for cue in (feature_list[i] if feature_list else {}):
+                raw[i].pop(cue, None)
         computed = self.compute_features(raw) if any(raw) else [{} for _ in range(count)]
         for i in range(count):
             if feature_list:

@@ -30,7 +30,10 @@ class LlavidalConfig(PreTrainedConfig):
         cue_token_ids: ``{cue: {"patch": id, "start": id | None, "end": id | None}}``.
         use_start_end: whether each cue's patch run is wrapped in its start/end tokens.
         base_model_name_or_path: the repo id or path of the base LM (what an adapter-only save loads onto).
-        cue_encoders: ``{cue: encoder repo id or path}``, used to compute features at inference.
+        cue_encoders: ``{cue: encoder record}``: how each cue's training features were made
+            (`llavidal_core.encoder_records.EncoderRecord` as a dict; older models: an encoder id or path),
+            so inference computes features the same way. Encoder folders are saved in the model folder's
+            ``cue_encoders/<cue>/`` when they were on the training machine.
     """
 
     model_type = "llavidal"
@@ -41,7 +44,7 @@ class LlavidalConfig(PreTrainedConfig):
     cue_token_ids: dict[str, dict[str, int | None]] = field(default_factory=dict)
     use_start_end: bool = True
     base_model_name_or_path: str | None = None
-    cue_encoders: dict[str, str] = field(default_factory=dict)
+    cue_encoders: dict[str, Any] = field(default_factory=dict)
     tie_word_embeddings: bool = False
 
     def __setattr__(self, key: str, value: Any) -> None:

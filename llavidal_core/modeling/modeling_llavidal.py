@@ -73,7 +73,7 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
         *,
         use_start_end: bool = True,
         base_model_name_or_path: str | None = None,
-        cue_encoders: Mapping[str, str] | None = None,
+        cue_encoders: Mapping[str, Any] | None = None,
     ) -> "LlavidalForConditionalGeneration":
         """Wrap an already-loaded causal LM, giving it the cues' tokens and fresh projectors.
 

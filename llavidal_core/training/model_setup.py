@@ -66,6 +66,45 @@ def resolve_cue_specs(sections: Sequence[CueSection]) -> tuple[CueSpec, ...]:
     return specs
 
 
+def feature_provenance(sections: Sequence[CueSection]) -> dict[str, tuple[Any, dict | None]]:
+    """``{cue: (EncoderRecord, stored spec dict)}`` for each recipe cue whose feature store records how its
+    features were made (`llavidal_core.encoder_records.records_in_store`), so the trained model can make them
+    again. A cue with legacy ``.pkl`` features, or features that say nothing, is left out (and logged).
+
+    Raises `RecipeError` when the files of one cue disagree (features made by different encoders or settings).
+    """
+    from llavidal_core.encoder_records import records_in_store
+    from llavidal_core.features import iter_feature_files
+
+    found = {}
+    for section in sections:
+        if section.features is None or not Path(section.features).is_dir() \
+                or next(iter_feature_files(section.features), None) is None:
+            continue
+        try:
+            record, stored_spec = records_in_store(section.features, section.name)
+        except LlavidalError as exc:
+            raise RecipeError(f"cues.{section.name}.features: {exc}") from None
+        if record is None:
+            logger.info("cue %r: the features in %s do not record their encoder; the model will need "
+                        "precomputed features or an encoder given at inference", section.name, section.features)
+            continue
+        found[section.name] = (record, stored_spec)
+    return found
+
+
+def describe_cues_by_their_features(specs: Sequence[CueSpec], provenance: dict[str, tuple[Any, dict | None]]
+                                    ) -> tuple[CueSpec, ...]:
+    """``specs`` with each ``description`` replaced by the one the features' encoder wrote (``<cue>.spec`` in
+    the feature store), so a model's config says how its features were really made, not a default text."""
+    described = []
+    for spec in specs:
+        stored = provenance.get(spec.name, (None, None))[1] or {}
+        description = stored.get("description")
+        described.append(dataclasses.replace(spec, description=description) if description else spec)
+    return tuple(described)
+
+
 def torch_dtype(name: str):
     import torch
 

@@ -58,6 +58,8 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
 
     # The processor knows every cue of the recipe, whatever this stage uses: same token ids in every stage.
     cues = model_setup.resolve_cue_specs(recipe.cues)
+    provenance = model_setup.feature_provenance(recipe.cues)  # how each cue's features were made
+    cues = model_setup.describe_cues_by_their_features(cues, provenance)
     processor = LlavidalProcessor(model_setup.load_tokenizer(recipe.model), cues,
                                   use_start_end=plan.data.use_start_end, template=plan.data.template,
                                   model_max_length=plan.data.model_max_length,
@@ -124,6 +126,10 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     if plan.train.lora is not None:
         model_setup.merge_lora(model)
     with reporting_write_failures(plan.output_dir, f"the stage {plan.name} model"):
+        if trainer.is_world_process_zero():  # the encoders that made the features, so inference makes them again
+            plan.output_dir.mkdir(parents=True, exist_ok=True)
+            model.config.cue_encoders = {cue: record.bundle(plan.output_dir, cue).to_dict()
+                                         for cue, (record, _) in provenance.items()}
         if plan.train.save == "adapter":
             if trainer.is_world_process_zero():
                 model.save_adapter(plan.output_dir, processor)

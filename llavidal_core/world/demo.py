@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +46,7 @@ class DemoConfig:
     pose_tokens: int = 32
     llm_hidden: int = 96
     llm_layers: int = 2
-    llm_vocab: int = 256
+    llm_vocab: int = 512
     projector: str = "linear"
     standardized_cues: tuple[str, ...] = ("pose", "object")
     epochs: float = 12.0
@@ -67,13 +68,11 @@ def _say(message: str) -> None:
 
 
 def require_plugins() -> None:
-    missing = []
-    for module, distribution in (("llavidal_video", "llavidal-video"), ("llavidal_pose", "llavidal-pose"),
-                                 ("llavidal_object", "llavidal-object")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(distribution)
+    """The three cue plugins, as the registry sees them (the trained models rebuild their encoders through it)."""
+    from llavidal_core.plugins import get_plugin_manager
+
+    registered = get_plugin_manager().cues()
+    missing = [f"llavidal-{cue}" for cue in CUE_ORDER if cue not in registered or registered[cue].encoder is None]
     if missing:
         raise MissingPluginError(f"the demo uses every cue plugin; install: pip install {' '.join(missing)}")
 
@@ -143,7 +142,9 @@ def save_world_llm(directory: Path, world: Path, config: DemoConfig) -> Path:
         return directory
     records = json.loads((world / "train.json").read_text())
     texts = [turn["value"] for record in records for turn in record["conversations"]]
-    corpus = " ".join([VICUNA_V1_1.system, LLAVIDAL_V1.system, "USER: ASSISTANT:", *texts])
+    # the training prompt's system text and roles as often as they occur: a few tokens, not a hundred per sample
+    chat = [VICUNA_V1_1.system, "USER: ASSISTANT:"] * len(records)
+    corpus = " ".join([*chat, LLAVIDAL_V1.system, *texts])
     tokenizer = build_tiny_tokenizer(vocab_size=config.llm_vocab, corpus=corpus)
     torch.manual_seed(config.seed)
     hidden = config.llm_hidden
@@ -158,24 +159,6 @@ def save_world_llm(directory: Path, world: Path, config: DemoConfig) -> Path:
 # -- features ---------------------------------------------------------------------------------------------------
 
 
-class GroundTruthDetector:
-    """Stands in for OWLv2: returns the world's recorded boxes of each object on the frames asked for."""
-
-    def __init__(self, tracks: list[dict]):
-        self.boxes: dict[int, list[tuple[str, list[float]]]] = {}
-        for track in tracks:
-            for offset, box in enumerate(track["boxes"]):
-                self.boxes.setdefault(track["first_frame"] + offset, []).append((track["label"], box))
-
-    def detect(self, frames, frame_indices, labels):
-        from llavidal_object.tracking import Detection
-
-        wanted = set(labels)
-        return {int(i): [Detection(int(i), tuple(box), label, 1.0)
-                         for label, box in self.boxes.get(int(i), []) if label in wanted]
-                for i in frame_indices}
-
-
 def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -> None:
     from tqdm.auto import tqdm
 
@@ -187,38 +170,36 @@ def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -
         return
     encoder = VideoCueEncoder.from_pretrained(str(clip), num_frames=config.video_frames, sampling="uniform",
                                               pool="spatial", pool_stride=config.video_pool_stride)
+    metadata = {"note": "random tiny CLIP of the demo", **encoder.feature_metadata()}
     for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video", disable=None):
-        store.write(video_id_for(path, world / "videos"), "video", encoder.encode([path])[0],
-                    {"encoder": "random tiny CLIP, demo"})
+        store.write(video_id_for(path, world / "videos"), "video", encoder.encode([path])[0], metadata)
+
+
+def object_encoder(world: Path, clip: Path, config: DemoConfig):
+    """The object cue's encoder with the world's annotated boxes (``annotations:``) standing in for BLIP-2 +
+    OWLv2, which cannot be downloaded here, and the random tiny CLIP embedding the crops."""
+    from llavidal_object.encoder import ObjectCueEncoder
+
+    return ObjectCueEncoder(tagger=None, detector=f"annotations:{(world / 'objects').resolve()}", encoder=str(clip),
+                            num_frames=config.world.frames_per_action * config.world.actions_per_video,
+                            min_track_length=2, max_objects=3).eval()
 
 
 def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) -> None:
     from tqdm.auto import tqdm
-    from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
-
-    from llavidal_core.quiet import quiet_transformers
-    from llavidal_object.crop_encoder import ClipCropEncoder
-    from llavidal_object.frames import read_video_frames
-    from llavidal_object.pipeline import ObjectOptions, extract_objects
 
     videos = sorted((world / "videos").glob("*.mp4"))
     todo = [v for v in videos if not store.has(video_id_for(v, world / "videos"), "object")]
     if not todo:
         return
-    with quiet_transformers():  # the vision half of a full CLIP folder: its text weights are expected extras
-        crops = ClipCropEncoder(CLIPVisionModelWithProjection.from_pretrained(clip).eval(),
-                                CLIPImageProcessor.from_pretrained(clip))
-    options = ObjectOptions(min_track_length=2, max_objects=3)
-    for path in tqdm(todo, desc="object features (ground-truth boxes, random tiny CLIP)", unit="video",
+    encoder = object_encoder(world, clip, config)
+    metadata = {"note": "annotated boxes of the miniature world (stand in for BLIP-2 + OWLv2), random tiny CLIP",
+                **encoder.feature_metadata()}
+    for path in tqdm(todo, desc="object features (annotated boxes, random tiny CLIP)", unit="video",
                      disable=None):
-        video_id = video_id_for(path, world / "videos")
-        tracks = json.loads((world / "objects" / f"{video_id}.json").read_text())
-        frames = read_video_frames(path, num_frames=config.world.frames_per_action * config.world.actions_per_video)
-        result = extract_objects(frames, detector=GroundTruthDetector(tracks), crop_encoder=crops,
-                                 tags=sorted({t["label"] for t in tracks}), options=options)
-        store.write(video_id, "object", result.features,
-                    {"boxes": "ground truth of the miniature world (stands in for BLIP-2 + OWLv2)",
-                     "trajectories": json.dumps(result.trajectories())})
+        result, _ = encoder.extract(str(path))
+        store.write(video_id_for(path, world / "videos"), "object", result.features,
+                    {**metadata, **result.metadata()})
 
 
 def extract_pose_features(world: Path, store_dir: Path, models: Path, config: DemoConfig) -> None:
@@ -245,7 +226,7 @@ def extract_pose_features(world: Path, store_dir: Path, models: Path, config: De
             "training": {"steps": config.pose_steps, "batch_size": 32, "learning_rate": 2e-3, "device": "cpu"},
         }), log=lambda message: None)
         _say(f"PoseCLIP zero-shot accuracy on held-out motions: {result.eval_accuracy:.3f}")
-    extract([str(world / "skeletons")], store_dir, str(poseclip), device="cpu", progress=True)
+    extract([str(world / "skeletons")], store_dir, str(poseclip), device="cpu", progress=None)
 
 
 # -- training and evaluation --------------------------------------------------------------------------------------
@@ -308,6 +289,21 @@ def evaluate_cue_set(model_dir: Path, world: Path, features: Path) -> dict:
     return result
 
 
+TABLE_NOTES = (
+    "Each row is a model trained on the cues named, scored on multiple-choice questions about the {held_out} "
+    "held-out performers' videos (no video of theirs is trained on): which action comes first / last, four "
+    "choices each, so chance is 0.25. The choice is the option the model finds most likely (log-likelihood, "
+    "no judge).",
+    "accuracy: share of all questions answered right, with its 95% bootstrap interval.",
+    "pose-twin: questions whose answer has a twin action that only the motion tells apart (wave / clap, "
+    "sit down / stand up), always among the choices.",
+    "object-twin: questions whose answer has a twin that only the held object tells apart (drink from a cup / "
+    "answer a phone, read a book / use a tablet).",
+    "other: the remaining actions (kick a ball, walk), which have no twin.",
+    "n: number of questions.",
+)
+
+
 def results_table(results: dict) -> str:
     header = "| cues | accuracy (95% CI) | pose-twin | object-twin | other | n |"
     lines = [header, "| --- | --- | --- | --- | --- | --- |"]
@@ -320,21 +316,74 @@ def results_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def sample_conversation(model_dir: Path, world: Path, features: Path) -> list[dict]:
-    from llavidal_core.features import FeatureStore
+def held_out_example(world: Path) -> dict:
+    """The first held-out video of the world: its id and true actions (from ``world.json``)."""
+    manifest = json.loads((world / "world.json").read_text())
+    return next(v for v in manifest["videos"] if v["held_out"])
+
+
+def held_out_inputs(world: Path, video_id: str) -> dict[str, Path]:
+    """The raw inputs of a world video for each cue: its video file (video and object cues) and skeleton."""
+    return {"video": world / "videos" / f"{video_id}.mp4", "pose": world / "skeletons" / f"{video_id}.skeleton"}
+
+
+def sample_conversation(model_dir: Path, world: Path) -> list[dict]:
+    """Two questions about a held-out video, answered by ``model_dir`` from the raw video and skeleton, through
+    the encoders the model records (as ``llavidal ask`` answers them)."""
     from llavidal_core.inference import LlavidalPipeline
 
-    manifest = json.loads((world / "world.json").read_text())
-    video = next(v for v in manifest["videos"] if v["held_out"])
-    store = FeatureStore(features, create=False)
-    pipe = LlavidalPipeline.from_pretrained(model_dir, device="cpu", load_encoders=False)
-    cues = {cue: store.read(video["video_id"], cue).reshape(-1, store.read(video["video_id"], cue).shape[-1])
-            for cue in pipe.cue_names if store.has(video["video_id"], cue)}
-    chat = pipe.chat(features=cues)
+    video = held_out_example(world)
+    inputs = held_out_inputs(world, video["video_id"])
+    pipe = LlavidalPipeline.from_pretrained(model_dir, device="cpu")
+    chat = pipe.chat(video=str(inputs["video"]), inputs={"pose": str(inputs["pose"])})
     turns = []
     for question in ("What does the person do in the video?", "Which objects does the person hold?"):
         turns.append({"question": question, "answer": chat.ask(question, max_new_tokens=40)})
     return [{"video_id": video["video_id"], "truth": video["actions"], "turns": turns}]
+
+
+def next_commands(model_dir: Path, world: Path, video_id: str) -> list[str]:
+    """The commands a user can run next on the model just trained, about a held-out video, as they type them."""
+    import shlex
+
+    inputs = held_out_inputs(world, video_id)
+    model, video, pose = (shlex.quote(str(p)) for p in (model_dir, inputs["video"], inputs["pose"]))
+    return [f"llavidal ask {model} {video} 'What does the person do first?' --input pose={pose}",
+            f"llavidal chat {model} {video} --input pose={pose}",
+            f"llavidal serve {model} --examples {shlex.quote(str(world / 'examples'))}"]
+
+
+def link_examples(world: Path, count: int = 4) -> Path:
+    """``world/examples/``: a few held-out videos for ``llavidal serve --examples`` (hard links, else copies)."""
+    import os
+    import shutil
+
+    examples = world / "examples"
+    examples.mkdir(exist_ok=True)
+    manifest = json.loads((world / "world.json").read_text())
+    for video in [v for v in manifest["videos"] if v["held_out"]][:count]:
+        source, target = world / "videos" / f"{video['video_id']}.mp4", examples / f"{video['video_id']}.mp4"
+        if not target.exists():
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copyfile(source, target)
+    return examples
+
+
+def report(results: dict, conversation: list[dict], model_dir: Path, world: Path, config: DemoConfig) -> str:
+    """What the demo prints at the end: the table and what its columns mean, a conversation, what to try next."""
+    held_out = config.world.held_out_performers
+    sample = conversation[0]
+    lines = ["", results_table(results), "", *(f"  {note}".format(held_out=held_out) for note in TABLE_NOTES), "",
+             f"A held-out video, {sample['video_id']} (truly: {', then '.join(sample['truth'])}), asked by the "
+             f"model trained on every cue ({model_dir.name}), from the raw video and skeleton:"]
+    for turn in sample["turns"]:
+        lines += [f"  USER: {turn['question']}", f"  ASSISTANT: {turn['answer']}"]
+    lines += ["", "Try the model just trained (answers come from the video file and skeleton, through the "
+                  "encoders saved with the model):"]
+    lines += [f"  {command}" for command in next_commands(model_dir, world, sample["video_id"])]
+    return "\n".join(lines)
 
 
 def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
@@ -343,6 +392,10 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
     from llavidal_core.features import FeatureStore
 
     started = time.perf_counter()
+    if not sys.stderr.isatty():  # a log file gets no progress bars of saving and loading the tiny models
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     out = Path(out)
     world_key = cache_key(asdict(config.world))
     feature_key = cache_key(asdict(config.world), config.video_frames, config.video_pool_stride,
@@ -368,10 +421,10 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
         model_dir = train_cue_set(cues, world, features, llm, runs, specs, config)
         results[cue_set_name(cues)] = evaluate_cue_set(model_dir, world, features)
     table = results_table(results)
-    print(table)
-    conversation = sample_conversation(runs / cue_set_name(CUE_SETS[-1]), world, features)
-    for turn in conversation[0]["turns"]:
-        print(f"USER: {turn['question']}\nASSISTANT: {turn['answer']}")
+    final_model = runs / cue_set_name(CUE_SETS[-1])
+    conversation = sample_conversation(final_model, world)
+    link_examples(world)
+    print(report(results, conversation, final_model, world, config))
     summary = {"cue_sets": results, "markdown": table, "sample_conversation": conversation,
                "config": asdict(config)}  # no timings: the same seed gives the same file
     atomic_write_bytes(out / "results.json", json.dumps(summary, indent=2).encode("utf-8"))

@@ -40,6 +40,32 @@ def test_ask_without_the_plugin_names_the_pip_line(saved_model, llavidal_plugins
     assert "pip install llavidal-video" in capsys.readouterr().err
 
 
+def test_ask_takes_precomputed_features_as_a_file_or_from_a_store(saved_model, llavidal_plugins, capsys, tmp_path):
+    """No cue plugin is installed here: an answer can only come from the given features."""
+    import torch
+
+    from llavidal_core.features import FeatureStore
+    from llavidal_core.inference import LlavidalPipeline
+
+    model_dir, videos = saved_model
+    pipe = LlavidalPipeline.from_pretrained(model_dir, device="cpu", load_encoders=False)
+    spec = pipe.processor.cues[0]
+    features = torch.randn(spec.num_tokens, spec.feature_dim, generator=torch.Generator().manual_seed(1))
+    store = FeatureStore(tmp_path / "features")
+    store.write("clip_0", "video", features)
+    store.write("clip_0", "other_cue", torch.zeros(2, 2))  # a cue the model does not have is left aside
+    expected = pipe(features={"video": features}, question="What?", max_new_tokens=5)
+    options = ["--max-new-tokens", "5", "--device", "cpu"]
+    assert main(["ask", str(model_dir), "What?", "--features", str(store.path_for("clip_0")), *options]) == 0
+    assert capsys.readouterr().out.strip() == expected
+    assert main(["ask", str(model_dir), videos[0], "What?", "--features", str(store.root), *options]) == 0
+    assert capsys.readouterr().out.strip() == expected  # clip_0.mp4 names the store's clip_0 entry
+    assert main(["ask", str(model_dir), "What?", "--features", str(store.root), *options]) == 1
+    assert "give VIDEO too" in capsys.readouterr().err
+    assert main(["ask", str(model_dir), videos[1], "What?", "--features", str(store.root), *options]) == 1
+    assert "clip_1.safetensors: no such feature file" in capsys.readouterr().err
+
+
 def test_chat_answers_resets_and_switches_video(saved_model, fake_video_plugins, capsys, monkeypatch):
     model_dir, videos = saved_model
     script = (f"What is the person doing?\n/reset\n/video {videos[1]}\n/video /no/such.mp4\n/frobnicate\n"

@@ -39,3 +39,11 @@ def crop_encoder(tiny_clip_dir):
 @pytest.fixture(autouse=True)
 def single_threaded(one_torch_thread):
     """Every object test runs with one torch thread (see the ``one_torch_thread`` fixture)."""
+
+
+@pytest.fixture
+def object_plugin(llavidal_plugins):
+    import llavidal_object.plugin
+
+    llavidal_plugins.register(llavidal_object.plugin, name="object", distribution="llavidal-object", version="0.1.0")
+    return llavidal_plugins

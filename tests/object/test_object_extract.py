@@ -15,14 +15,6 @@ GOOD_VIDEOS = ["nasa_13013", "ntu_sample", "video_0"]
 
 
 @pytest.fixture
-def object_plugin(llavidal_plugins):
-    import llavidal_object.plugin
-
-    llavidal_plugins.register(llavidal_object.plugin, name="object", distribution="llavidal-object", version="0.1.0")
-    return llavidal_plugins
-
-
-@pytest.fixture
 def models(tiny_owlv2_dir, tiny_clip_dir):
     return ["--detector", str(tiny_owlv2_dir), "--encoder", str(tiny_clip_dir), "--num-frames", "3",
             "--batch-size", "4"]

@@ -19,8 +19,21 @@ SMALL = DemoConfig(world=WorldConfig(num_performers=3, videos_per_performer=3, h
                    pose_steps=5, llm_hidden=32, epochs=1, video_frames=4)
 
 
+@pytest.fixture
+def cue_plugins(llavidal_plugins):
+    """The three cue plugins, registered as their entry points register them."""
+    import llavidal_object.plugin
+    import llavidal_pose.plugin
+    import llavidal_video.plugin
+
+    for cue, module in (("video", llavidal_video.plugin), ("pose", llavidal_pose.plugin),
+                        ("object", llavidal_object.plugin)):
+        llavidal_plugins.register(module, name=cue, distribution=f"llavidal-{cue}")
+    return llavidal_plugins
+
+
 @pytest.mark.slow
-def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, llavidal_plugins, monkeypatch, capsys):
+def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, cue_plugins, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # a relative output folder, as `make demo` gives it
     out = Path("llavidal-demo")
     summary = run_demo(out, SMALL)
@@ -88,3 +101,50 @@ def test_poseclip_s_text_tower_reads_every_motion_of_the_world_as_different_text
     text = ActionTextEncoder.from_pretrained(str(demo.save_world_text_tower(tmp_path / "text", prompts, seed=0)))
     assert text.indistinct_prompts(prompts) == []
     assert text.tokenizer.unk_token_id not in {i for p in prompts for i in text.tokenizer(p)["input_ids"]}
+
+
+@pytest.mark.slow
+def test_the_demo_model_answers_from_raw_inputs_with_the_training_features(tmp_path, cue_plugins, monkeypatch,
+                                                                            capsys):
+    """The encoders saved with the demo's model rebuild every cue's training features from the raw video and
+    skeleton, and the commands the demo prints run as printed."""
+    import io
+    import shlex
+
+    import torch
+
+    from llavidal_core.features import FeatureStore
+    from llavidal_core.inference import LlavidalPipeline
+
+    monkeypatch.chdir(tmp_path)
+    run_demo(Path("llavidal-demo"), SMALL)
+    printed = capsys.readouterr().out
+    commands = [line.strip() for line in printed.splitlines() if line.strip().startswith("llavidal ")]
+    assert [c.split()[1] for c in commands] == ["ask", "chat", "serve"]
+    model_dir = Path(shlex.split(commands[0])[2])
+    assert model_dir.name == "video+pose+object" and (model_dir / "cue_encoders").is_dir()
+
+    pipe = LlavidalPipeline.from_pretrained(model_dir, device="cpu")
+    store = FeatureStore(next(Path("llavidal-demo").glob("features-*")))
+    world = next(Path("llavidal-demo").glob("world-*"))
+    held_out = demo.held_out_example(world)["video_id"]
+    inputs = demo.held_out_inputs(world, held_out)
+    computed, = pipe.compute_features([{"video": str(inputs["video"]), "object": str(inputs["video"]),
+                                        "pose": str(inputs["pose"])}])
+    assert set(computed) == {"video", "pose", "object"}
+    for cue, tensor in computed.items():
+        stored = store.read(held_out, cue)
+        stored = stored.reshape(-1, stored.shape[-1])
+        if cue == "pose":  # extraction encodes 8 skeletons per forward pass, this one alone: sums in another order
+            torch.testing.assert_close(tensor, stored, rtol=0, atol=1e-5)
+        else:
+            assert torch.equal(tensor, stored), cue
+    assert "CLIP layer" in next(spec for spec in pipe.processor.cues if spec.name == "video").description
+
+    assert main(shlex.split(commands[0])[1:]) == 0  # ask
+    answer = capsys.readouterr()
+    assert answer.out.strip() and "Traceback" not in answer.err
+    monkeypatch.setattr("sys.stdin", io.StringIO("Which objects does the person hold?\n/quit\n"))
+    assert main(shlex.split(commands[1])[1:]) == 0  # chat
+    said = capsys.readouterr()
+    assert said.out.strip() and "UserWarning" not in said.err

@@ -25,7 +25,9 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tagger", default=DEFAULT_TAGGER,
                         help="BLIP-2 model folder or Hub id, with its processor (default: %(default)s)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
-                        help="OWLv2 model folder or Hub id, with its processor (default: %(default)s)")
+                        help="OWLv2 model folder or Hub id, with its processor (default: %(default)s); or "
+                             "annotations:DIR to take each video's boxes from DIR/<video name>.json instead "
+                             "(a list of {label, first_frame, boxes}; no BLIP-2 is then needed)")
     parser.add_argument("--encoder", default=DEFAULT_ENCODER,
                         help="CLIP model folder or Hub id for crop features, with its image processor: a full "
                              "CLIP model or a CLIPVisionModelWithProjection (default: %(default)s)")

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from llavidal_core.encoder import CueEncoder
+from llavidal_core.encoder_records import EncoderRecord
 from llavidal_core.seed_cues import OBJECT
 from llavidal_object import __version__
+from llavidal_object.annotations import AnnotationFolder, is_annotations_source
 from llavidal_object.crop_encoder import ClipCropEncoder
 from llavidal_object.detector import DEFAULT_QUERY_TEMPLATE, Owlv2Detector
 from llavidal_object.frames import VideoFrames, read_video_frames
@@ -32,9 +34,13 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 class ObjectCueEncoder(CueEncoder):
     """The ``object`` cue: 8 CLIP region-feature rows along each of the video's best object tracks.
 
+    A raw input is a video file path (``reads_video_files``).
+
     Args (saved in ``config.json``):
         tagger, detector, encoder: BLIP-2, OWLv2 and CLIP model folders or Hub ids (each with its processor);
             the encoder may be a full CLIP model or a CLIPVisionModelWithProjection, of any projection size.
+            ``detector="annotations:DIR"`` reads each video's boxes from ``DIR/<name>.json`` instead
+            (`llavidal_object.annotations`); its tags are then the annotated labels, and no tagger is needed.
         tags: fixed object tags; when given, BLIP-2 is neither loaded nor run.
         stop_words: tags never to keep (e.g. ``["table"]``).
         num_frames: frames sampled evenly over the video; OWLv2 runs on all of them, BLIP-2 on
@@ -43,6 +49,8 @@ class ObjectCueEncoder(CueEncoder):
         num_keyframes, max_tags, track_iou, max_gap, min_track_length, max_objects: see `ObjectOptions`.
         dtype: ``float32``, ``float16`` or ``bfloat16`` for the three models (default: float32).
     """
+
+    reads_video_files = True
 
     def __init__(self, *, tagger: str | None = DEFAULT_TAGGER, detector: str = DEFAULT_DETECTOR,
                  encoder: str = DEFAULT_ENCODER, tags: list[str] | None = None, stop_words: list[str] | None = None,
@@ -59,31 +67,40 @@ class ObjectCueEncoder(CueEncoder):
         self.options = ObjectOptions(num_keyframes=num_keyframes, max_tags=max_tags, track_iou=track_iou,
                                      max_gap=max_gap, min_track_length=min_track_length, max_objects=max_objects)
         self.tags = split_user_tags(tags, stop_words or ()) if tags is not None else None
-        if self.tags is None and tagger is None:
-            raise ValueError("give object tags or a BLIP-2 tagger")
+        self.annotations = AnnotationFolder(detector) if is_annotations_source(detector) else None
+        if self.tags is None and tagger is None and self.annotations is None:
+            raise ValueError("give object tags, a BLIP-2 tagger or detector='annotations:DIR'")
         self.stop_words = list(stop_words or ())
         self.num_frames = num_frames
         self.decoder = decoder
-        self.names = {"tagger": None if self.tags is not None else tagger, "detector": detector, "encoder": encoder}
+        uses_tagger = self.tags is None and self.annotations is None
+        self.names = {"tagger": tagger if uses_tagger else None, "detector": detector, "encoder": encoder}
         torch_dtype = DTYPES[dtype]
 
         self.tagger_model = None
         self.tagger = None
-        if self.tags is None:
+        if uses_tagger:
             self.tagger_model, processor = load_model_and_processor(
                 "Blip2ForConditionalGeneration", tagger, "--tagger", torch_dtype)
             self.tagger = Blip2Tagger(self.tagger_model, processor, prompt=tag_prompt, batch_size=batch_size)
-        self.detector_model, processor = load_model_and_processor(
-            "Owlv2ForObjectDetection", detector, "--detector", torch_dtype)
-        self.detector = Owlv2Detector(self.detector_model, processor, score_threshold=score_threshold,
-                                      nms_iou=nms_iou, query_template=query_template, batch_size=batch_size)
+        self.detector_model = self.detector = None
+        if self.annotations is None:
+            self.detector_model, processor = load_model_and_processor(
+                "Owlv2ForObjectDetection", detector, "--detector", torch_dtype)
+            self.detector = Owlv2Detector(self.detector_model, processor, score_threshold=score_threshold,
+                                          nms_iou=nms_iou, query_template=query_template, batch_size=batch_size)
         self.crop_model, processor = load_crop_encoder(encoder, torch_dtype)
         self.crop_encoder = ClipCropEncoder(self.crop_model, processor, context=crop_context,
                                             batch_size=4 * batch_size)
 
     @property
     def spec(self):
-        return dataclasses.replace(OBJECT, feature_dim=self.crop_encoder.feature_dim, version=__version__)
+        boxes = "annotated boxes" if self.annotations is not None else "OWLv2 boxes"
+        return dataclasses.replace(
+            OBJECT, feature_dim=self.crop_encoder.feature_dim, version=__version__,
+            description=f"CLIP crop embeddings ({self.crop_encoder.feature_dim}-d) at {self.options.points_per_object} "
+                        f"points along each of up to {self.options.max_objects} tracks of {boxes} on "
+                        f"{self.num_frames} frames")
 
     def extract_frames(self, path: str) -> VideoFrames:
         return read_video_frames(path, self.num_frames, self.decoder)
@@ -91,13 +108,25 @@ class ObjectCueEncoder(CueEncoder):
     def extract(self, path: str) -> tuple[ObjectExtraction, VideoFrames]:
         """``(result, frames)`` for one video: features ``(n, 8, D)`` with tags and trajectories, and its frames."""
         video = self.extract_frames(path)
-        result = extract_objects(video, detector=self.detector, crop_encoder=self.crop_encoder, tagger=self.tagger,
-                                 tags=self.tags, stop_words=self.stop_words, options=self.options)
+        detector, tags = self.detector, self.tags
+        if self.annotations is not None:
+            detector = self.annotations.for_video(path)
+            tags = tags if tags is not None else [t for t in detector.labels if t not in self.stop_words]
+        result = extract_objects(video, detector=detector, crop_encoder=self.crop_encoder, tagger=self.tagger,
+                                 tags=tags, stop_words=self.stop_words, options=self.options)
         return result, video
 
     def encode_one(self, raw: str) -> torch.Tensor:
         features = self.extract(str(raw))[0].features
         return features.reshape(-1, features.shape[-1])
+
+    def encoder_record(self) -> EncoderRecord:
+        """Every ``__init__`` option (model names and the chain's knobs); the three models are copied with a
+        model trained on these features when they are folders here."""
+        options = dict(self._hub_mixin_config or {})
+        dtype = options.get("dtype", "float32")
+        return EncoderRecord(pretrained=None, options=options, model_options=("tagger", "detector", "encoder"),
+                             dtype=dtype)
 
     def describe(self) -> dict[str, str]:
         """What produced the features, for the feature store's metadata."""

@@ -100,7 +100,8 @@ def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: in
         decoder=args.decoder, batch_size=args.batch_size, dtype=dtype,
     ).to(device)
     options = dict(encoder.describe(), **options_metadata(encoder.options), num_frames=str(args.num_frames),
-                   score_threshold=str(args.score_threshold), nms_iou=str(args.nms_iou), dtype=dtype)
+                   score_threshold=str(args.score_threshold), nms_iou=str(args.nms_iou), dtype=dtype,
+                   **encoder.feature_metadata())
 
     written = failed = 0
     progress = tqdm(total=len(todo), desc=prefix, unit="video", disable=None if rank == 0 else True)
@@ -109,6 +110,9 @@ def _extract(args: argparse.Namespace, todo: list[tuple[str, Path]], skipped: in
             result, video = encoder.extract(str(path))
         except VideoDecodeError as exc:
             record_failure(out, str(path), video_id, exc.reason, rank)
+            failed += 1
+        except LlavidalError as exc:  # e.g. no annotation file for this video (--detector annotations:DIR)
+            record_failure(out, str(path), video_id, str(exc), rank)
             failed += 1
         else:
             metadata = dict(options, **result.metadata(), source_file=path.name, decoder=video.decoder,

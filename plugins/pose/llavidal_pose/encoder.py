@@ -55,7 +55,11 @@ class PoseCueEncoder(CueEncoder):
         nn.init.normal_(self.projection.weight, std=width ** -0.5)
         nn.init.zeros_(self.projection.bias)
         self.register_buffer("part_average", body_part_average(), persistent=False)
-        self._spec = dataclasses.replace(POSE, feature_dim=width, num_tokens=num_tokens, version=__version__)
+        self._spec = dataclasses.replace(
+            POSE, feature_dim=width, num_tokens=num_tokens, version=__version__,
+            description=f"PoseCLIP (Hyperformer, width {width}, depth {depth}) tokens of skeletons resampled to "
+                        f"{num_frames} frames: {ntu.NUM_BODY_PARTS} body parts x {num_person} bodies x "
+                        f"{self.token_steps} time steps")
 
     @classmethod
     def _from_pretrained(cls, **kwargs: Any) -> "PoseCueEncoder":

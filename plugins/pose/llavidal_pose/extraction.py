@@ -152,7 +152,8 @@ def extract(inputs: Sequence[str], out: str | os.PathLike, model: str, *, device
 
     metadata: dict[str, Any] = {**notes, "encoder_class": "llavidal_pose.encoder:PoseCueEncoder",
                                 "llavidal_pose_version": __version__,
-                                "preprocessing": json.dumps(asdict(encoder.preprocessing), sort_keys=True)}
+                                "preprocessing": json.dumps(asdict(encoder.preprocessing), sort_keys=True),
+                                **encoder.feature_metadata()}
     bar = tqdm(total=len(todo), desc=f"pose features (rank {rank}/{world_size})" if world_size > 1 else "pose features",
                unit="file", disable=None if progress is None else not progress)
     loader = DataLoader(PreparedSkeletons(todo, encoder.preprocessing), batch_size=batch_size, num_workers=workers,

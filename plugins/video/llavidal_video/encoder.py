@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from llavidal_core.encoder import CueEncoder
+from llavidal_core.encoder_records import EncoderRecord
 from llavidal_core.seed_cues import VIDEO
 from llavidal_video import __version__
 from llavidal_video.decoding import DECODERS, DEFAULT_CHUNK_SIZE, DecodedVideo, decode_video
@@ -89,6 +90,9 @@ class VideoCueEncoder(CueEncoder):
         source: where the tower's weights came from (recorded with the features).
     """
 
+    reads_video_files = True
+    tower_name: tuple[str, int, str | None] | None = None  # (CLIP, layer, open_clip tag) when built from a CLIP
+
     def __init__(self, tower: dict[str, Any], *, num_frames: int = 100, sampling: str = "segments",
                  sampling_fps: float = 1.0, pool: str = "videochatgpt", pool_stride: int = 2,
                  preprocess: str = "fast", decoder: str = "auto", frame_batch_size: int = 48,
@@ -137,7 +141,9 @@ class VideoCueEncoder(CueEncoder):
         if name.startswith(OPEN_CLIP_PREFIX) or not _is_saved_encoder(name):
             tower = load_vision_tower(name, layer=layer, pretrained=pretrained, dtype=dtype)
             source = name if pretrained is None else f"{name}@{pretrained}"
-            return cls(tower.describe(), vision_tower=tower, source=source, **options).eval()
+            encoder = cls(tower.describe(), vision_tower=tower, source=source, **options).eval()
+            encoder.tower_name = (name, layer, pretrained)
+            return encoder
         encoder = super().from_pretrained(name, strict=True, **options)
         return encoder.to(dtype).eval() if dtype is not None else encoder.eval()
 
@@ -196,12 +202,26 @@ class VideoCueEncoder(CueEncoder):
             return torch.from_numpy(pooled)
         return pool_features(hidden, self.pool, self.num_frames, self.pool_stride).to(self.dtype)
 
+    def encoder_record(self) -> EncoderRecord | None:
+        """Built from a CLIP: that CLIP, its layer and every option that shapes the features (frames, sampling,
+        pooling, preprocessing, decoder); loaded from a saved encoder folder: that folder. Plus the dtype."""
+        dtype = str(self.dtype).removeprefix("torch.")
+        if self.tower_name is None:
+            return super().encoder_record()
+        name, layer, pretrained = self.tower_name
+        options = {"layer": layer, "num_frames": self.num_frames, "sampling": self.sampling,
+                   "sampling_fps": self.sampling_fps, "pool": self.pool, "pool_stride": self.pool_stride,
+                   "preprocess": self.preprocess, "decoder": self.decoder}
+        if pretrained is not None:
+            options["pretrained"] = pretrained
+        return EncoderRecord(pretrained=name, options=options, dtype=dtype)
+
     def describe_options(self) -> dict[str, str]:
         """The settings that shaped the features, as string metadata for the feature store."""
         return {
             "encoder": self.source or "", "layer": str(self.tower.layer), "num_frames": str(self.num_frames),
             "sampling": self.sampling, "pool": self.pool, "preprocess": self.preprocess,
-            "compute_dtype": str(self.dtype).removeprefix("torch."), "spec": self.spec.to_json(),
+            "compute_dtype": str(self.dtype).removeprefix("torch."), **self.feature_metadata(),
             **({"sampling_fps": str(self.sampling_fps)} if self.sampling == "fps" else {}),
             **({"pool_stride": str(self.pool_stride)} if self.pool == "spatial" else {}),
         }
