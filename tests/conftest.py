@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from web_page import browser  # noqa: F401 - the headless Chromium fixture of the web-page tests
+
 os.environ["LLAVIDAL_LOAD_PLUGINS"] = ""
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

@@ -213,12 +213,13 @@ class InstructionDataset(torch.utils.data.Dataset):
         missing_cue: ``"drop"`` or ``"zeros"``.
         dropout: ``{cue: probability}`` of zeroing a cue's features for a sample.
         seed: seeds the dropout draws.
+        cache_features: keep each feature tensor in memory after its first read (checked once, read once).
     """
 
     def __init__(self, samples: Sequence[InstructionSample], processor: LlavidalProcessor,
                  sources: Mapping[str, Any], cues: Sequence[str], *, missing_cue: str = "drop",
                  dropout: Mapping[str, float] | None = None, seed: int = 0,
-                 other_placeholders: Mapping[str, str] | None = None):
+                 other_placeholders: Mapping[str, str] | None = None, cache_features: bool = False):
         if missing_cue not in MISSING_CUE_POLICIES:
             raise ValueError(f"missing_cue must be one of {MISSING_CUE_POLICIES}, got {missing_cue!r}")
         specs = {spec.name: spec for spec in processor.cues}
@@ -238,6 +239,7 @@ class InstructionDataset(torch.utils.data.Dataset):
         self.unused_placeholders = {p: c for p, c in placeholders.items() if c not in self.cues}
         self.report = DataReport()
         self._checked_files: dict[str, tuple[int, ...] | LlavidalError] = {}
+        self._feature_cache: dict[tuple[str, str], torch.Tensor] | None = {} if cache_features else None
         self.items = [item for item in (self._prepare(sample) for sample in samples) if item is not None]
         self.report.samples, self.report.kept = len(samples), len(self.items)
 
@@ -366,6 +368,14 @@ class InstructionDataset(torch.utils.data.Dataset):
             raise FeatureStoreError(f"{source.describe(sample)}: {exc}") from None
 
     def _read(self, sample: InstructionSample, cue: str) -> torch.Tensor:
+        if self._feature_cache is not None:
+            key = (sample.video_id, cue)
+            if key not in self._feature_cache:
+                self._feature_cache[key] = self._read_file(sample, cue)
+            return self._feature_cache[key]
+        return self._read_file(sample, cue)
+
+    def _read_file(self, sample: InstructionSample, cue: str) -> torch.Tensor:
         source = self.sources[cue]
         tensor = source.read(sample)
         try:

@@ -74,12 +74,14 @@ def features_from_store(store, cue_names: Sequence[str]) -> Callable[[str], dict
 
 
 def features_from_videos(pipeline, videos: Mapping[str, Path]) -> Callable[[str], dict]:
-    """Compute the video cue's features with the model's own encoder (`LlavidalPipeline`), from ``videos``."""
+    """Compute, from ``videos``, the features of every cue whose encoder reads video files (``video``,
+    ``object``), with the encoders the model records (`LlavidalPipeline`): as its training features were made."""
 
     def features_for(video_id: str) -> dict:
         if video_id not in videos:
             return {}
-        return pipeline.compute_features([{"video": str(videos[video_id])}])[0]
+        path = str(videos[video_id])
+        return pipeline.compute_features([{cue: path for cue in pipeline.video_cues()}])[0]
 
     return features_for
 

@@ -43,10 +43,17 @@ class ChatSession:
     def _settings(self, settings: dict[str, Any]):
         return replace(self.pipeline.settings, **{k: tuple(v) if k == "stop" else v for k, v in settings.items()})
 
+    def _remember(self, conversation: list[dict[str, str]], answer: str) -> None:
+        """Add the turn to the history. A cue placeholder the model wrote as text (``<video>``) is taken out of
+        the remembered answer: in a prompt it would stand for the cue's features a second time."""
+        for spec in self.pipeline.processor.cues:
+            answer = answer.replace(spec.placeholder, "")
+        self.history = [*conversation, {"from": "gpt", "value": answer.strip()}]
+
     def ask(self, question: str, **settings: Any) -> str:
         conversation = self._conversation(question)
         answer = self.pipeline.generate_answers([conversation], [self.features], self._settings(settings))[0]
-        self.history = [*conversation, {"from": "gpt", "value": answer}]
+        self._remember(conversation, answer)
         return answer
 
     def stream(self, question: str, **settings: Any) -> Iterator[str]:
@@ -56,4 +63,4 @@ class ChatSession:
         for piece in self.pipeline.stream_answer(conversation, self.features, self._settings(settings)):
             pieces.append(piece)
             yield piece
-        self.history = [*conversation, {"from": "gpt", "value": "".join(pieces).strip()}]
+        self._remember(conversation, "".join(pieces))

@@ -99,7 +99,9 @@ class DataSection:
     ``missing_cue``: what a sample gets for a cue whose feature file is missing: ``drop`` (its placeholder
     is removed from the text) or ``zeros`` (zero features, as the original does). ``tokenization``:
     ``native`` (the tokenizer as it is) or ``sentencepiece_legacy`` (the original LLAVIDAL's token ids, for
-    LLaMA/LLaVA SentencePiece tokenizers); saved with the model's processor.
+    LLaMA/LLaVA SentencePiece tokenizers); saved with the model's processor. ``cache_features``: keep every
+    feature tensor in memory after its first read, instead of reading its file again each epoch (for
+    feature sets that fit in RAM; the numbers are the same).
     """
 
     train: str | None = None
@@ -109,6 +111,7 @@ class DataSection:
     template: str = "vicuna_v1_1"
     tokenization: Literal["native", "sentencepiece_legacy"] = "native"
     num_workers: int = 0
+    cache_features: bool = False
 
 
 @dataclass

@@ -168,7 +168,7 @@ def build_dataset(recipe: Recipe, plan: StagePlan, processor: Any):
     return InstructionDataset(
         samples, processor, sources, plan.cues, missing_cue=plan.data.missing_cue,
         dropout={cue: recipe.cue(cue).dropout for cue in plan.cues}, seed=plan.train.seed,
-        other_placeholders=other,
+        other_placeholders=other, cache_features=plan.data.cache_features,
     )
 
 

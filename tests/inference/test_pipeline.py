@@ -31,6 +31,28 @@ def test_loads_by_repo_id_from_an_offline_hub_cache(saved_model, fake_video_plug
         by_path(video=videos[1], question=question, max_new_tokens=6)
 
 
+def test_a_bundled_encoder_is_rebuilt_from_the_model_folder_or_its_hub_snapshot(saved_model, fake_video_plugins,
+                                                                                offline_hub, tmp_path):
+    """The encoder folder saved inside the model (cue_encoders/video/) is found wherever the model is."""
+    from llavidal_core.encoder_records import EncoderRecord
+    from llavidal_core.modeling import LlavidalForConditionalGeneration
+    from llavidal_core.processing import LlavidalProcessor
+    from llavidal_core.testing.fake_cue_encoder import FakeCueEncoder
+
+    model_dir, videos = saved_model
+    encoder_dir = model_dir.parent / "encoder"
+    bundled = tmp_path / "bundled"
+    model = LlavidalForConditionalGeneration.from_pretrained(model_dir)
+    model.config.cue_encoders = {"video": EncoderRecord(pretrained=str(encoder_dir)).bundle(bundled, "video").to_dict()}
+    model.save_pretrained(bundled, processor=LlavidalProcessor.from_pretrained(model_dir))
+    assert model.config.cue_encoders["video"]["pretrained"] == "cue_encoders/video/pretrained"
+    offline_hub.add("llavidal-tests/bundled", bundled)
+    expected = FakeCueEncoder.from_pretrained(str(encoder_dir)).encode([videos[2]])[0]
+    for location in (bundled, "llavidal-tests/bundled"):
+        pipe = LlavidalPipeline.from_pretrained(location, device="cpu")
+        assert torch.equal(pipe.compute_features([{"video": videos[2]}])[0]["video"], expected), location
+
+
 def test_batch_gives_the_same_greedy_answers_as_single_calls(pipe, saved_model):
     _, videos = saved_model
     questions = ["What happens?", "Who is there?", "What does the person hold in the hand?", "Why?"]
@@ -54,6 +76,17 @@ def test_chat_keeps_history_and_computes_features_once(pipe, saved_model):
     assert chat.history == [] and chat.ask("What is the person doing?", max_new_tokens=5) == first
     chat.set_sample(video=videos[2])
     assert pipe.encoder_calls == 2
+
+
+def test_a_placeholder_the_model_writes_does_not_break_the_next_turn(pipe, saved_model, monkeypatch):
+    """A tiny model trained on prompts holding "<video>" may write it; the next turn must still work."""
+    _, videos = saved_model
+    chat = pipe.chat(video=videos[0])
+    monkeypatch.setattr(pipe, "generate_answers", lambda *args, **kwargs: ["It is <video> a person."])
+    assert chat.ask("What is it?") == "It is <video> a person."
+    assert chat.history[1]["value"] == "It is  a person."
+    monkeypatch.undo()
+    assert isinstance(chat.ask("And then?", max_new_tokens=3), str)
 
 
 def test_precomputed_features_give_the_same_answer(pipe, saved_model):

@@ -65,6 +65,18 @@ def test_store_samples_come_with_every_cue_and_objects_flattened(tmp_path, proce
     assert int((batch["input_ids"] == patch).sum()) == 8
 
 
+def test_cached_features_are_read_once_and_equal_the_files(tmp_path, processor, store):
+    samples = write_samples(tmp_path / "train.jsonl", [record("a", f"What is the person doing?\n{ALL}")] * 2)
+    cached = dataset(samples, processor, store, cache_features=True)
+    plain = dataset(samples, processor, store)
+    first = cached[0]["cue_features"]
+    assert all(torch.equal(first[c], plain[0]["cue_features"][c]) for c in first)
+    store.path_for("a").unlink()  # later epochs no longer touch the file
+    assert all(torch.equal(cached[1]["cue_features"][c], first[c]) for c in first)
+    with pytest.raises(LlavidalError):
+        plain[1]
+
+
 def test_missing_cue_file_is_dropped_by_default(tmp_path, processor, store):
     samples = write_samples(tmp_path / "train.jsonl", [record("b", f"{ALL}\nWhat is the person doing?")])
     data = dataset(samples, processor, store)

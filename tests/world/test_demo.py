@@ -141,10 +141,64 @@ def test_the_demo_model_answers_from_raw_inputs_with_the_training_features(tmp_p
             assert torch.equal(tensor, stored), cue
     assert "CLIP layer" in next(spec for spec in pipe.processor.cues if spec.name == "video").description
 
+    # `eval mcq --videos` computes the video and object features from the videos as the training ones were
+    # made: the video+object model scores exactly what the demo's table says (from the stored features)
+    results = json.loads(Path("llavidal-demo/results.json").read_text())["cue_sets"]
+    report = tmp_path / "report.json"
+    assert main(["eval", "mcq", str(model_dir.parent / "video+object"), "--questions", str(world / "mcq_test.json"),
+                 "--videos", str(world / "videos"), "--device", "cpu", "--out", str(report)]) == 0
+    (scored,) = json.loads(report.read_text())["accuracy"].values()
+    assert scored["accuracy"] == results["video+object"]["accuracy"] and scored["n"] == results["video+object"]["n"]
+    capsys.readouterr()
+
     assert main(shlex.split(commands[0])[1:]) == 0  # ask
     answer = capsys.readouterr()
     assert answer.out.strip() and "Traceback" not in answer.err
-    monkeypatch.setattr("sys.stdin", io.StringIO("Which objects does the person hold?\n/quit\n"))
+    monkeypatch.setattr("sys.stdin", io.StringIO("What does the person do in the video?\n/quit\n"))
     assert main(shlex.split(commands[1])[1:]) == 0  # chat
     said = capsys.readouterr()
     assert said.out.strip() and "UserWarning" not in said.err
+
+
+@pytest.mark.slow
+def test_the_demo_model_is_served_as_printed_and_answers_on_the_page(tmp_path, cue_plugins, monkeypatch, capsys,
+                                                                     browser):
+    """`llavidal serve` exactly as the demo prints it, in its own process (plugins from their entry points),
+    driven in headless Chromium: a held-out example video uploaded, a question asked, an answer shown."""
+    import os
+    import shlex
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from web_page import free_port, upload_and_ask
+
+    pytest.importorskip("gradio", reason="the web demo needs gradio (pip install 'llavidal-core[web]')")
+    monkeypatch.chdir(tmp_path)
+    run_demo(Path("llavidal-demo"), SMALL)
+    serve = next(line.strip() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("llavidal serve"))
+    arguments = shlex.split(serve)[1:]
+    examples = Path(arguments[arguments.index("--examples") + 1])
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if k != "LLAVIDAL_LOAD_PLUGINS"}
+    server = subprocess.Popen([sys.executable, "-m", "llavidal_core", *arguments, "--port", str(port)],
+                              env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert server.poll() is None, server.stdout.read()
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.5)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.wait_for_selector("#llavidal-ask", timeout=60_000)
+        video = sorted(examples.glob("*.mp4"))[0]
+        assert upload_and_ask(page, video, "What does the person do first?").strip()
+        assert "Sorry" not in page.locator("#llavidal-chat").inner_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

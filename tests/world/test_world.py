@@ -60,7 +60,7 @@ def test_object_boxes_cover_the_drawn_object(world):
 
 def test_instructions_and_questions_load_with_the_project_readers(world):
     samples = read_instruction_file(world / "train.json")
-    assert len(samples) == 6 * 6 and {s.feature_files.keys() == {"video", "object", "pose"} for s in samples} == {True}
+    assert len(samples) == 6 * 3 and {s.feature_files.keys() == {"video", "object", "pose"} for s in samples} == {True}
     questions = load_mcq_file(world / "mcq_test.json")
     assert questions.schema == "adlmcq" and len(questions.questions) == 3 * 2
     raw = json.loads((world / "mcq_test.json").read_text())
