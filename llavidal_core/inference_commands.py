@@ -11,6 +11,7 @@ from pathlib import Path
 from llavidal_core.errors import LlavidalError
 from llavidal_core.hookspecs import hookimpl
 from llavidal_core.model_location import hub_failures_named, model_location
+from llavidal_core.video_ids import is_video_path
 
 DTYPES = ("float32", "bfloat16", "float16")
 
@@ -213,9 +214,6 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--examples", type=Path, metavar="DIR", help="offer the videos in DIR as examples")
 
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm"}
-
-
 def run_serve(args: argparse.Namespace) -> int:
     from llavidal_core.inference.web import serve
 
@@ -223,7 +221,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.examples is not None:
         if not args.examples.is_dir():
             raise LlavidalError(f"{args.examples}: no such folder of example videos")
-        examples = sorted(p for p in args.examples.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        examples = sorted(p for p in args.examples.iterdir() if is_video_path(p))
     pipeline = load_pipeline(args)
     print(f"llavidal: serving {args.model} on http://{args.host}:{args.port} (Ctrl+C stops)", file=sys.stderr)
     serve(pipeline, host=args.host, port=args.port, examples=examples, max_new_tokens=args.max_new_tokens)

@@ -21,6 +21,17 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath, PurePath
 
+# the file extensions taken for videos wherever folders are searched for them (extraction, serve's examples)
+VIDEO_EXTENSIONS = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
+    ".ogv",
+})
+
+
+def is_video_path(path: str | os.PathLike) -> bool:
+    """Whether a file name has a video extension (`VIDEO_EXTENSIONS`, case-insensitive)."""
+    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
+
 
 def check_video_id(video_id: str) -> str:
     """``video_id`` if it is a valid id (module docstring), else a ValueError saying what is wrong with it."""

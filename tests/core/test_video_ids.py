@@ -81,3 +81,10 @@ def test_valid_ids_are_returned(video_id):
 def test_invalid_ids_are_refused(video_id):
     with pytest.raises(ValueError, match="video id"):
         check_video_id(video_id)
+
+
+def test_one_list_of_video_extensions_for_every_command():
+    from llavidal_core.video_ids import is_video_path
+
+    assert all(is_video_path(name) for name in ("a.mp4", "b.MKV", "c/d.webm", "e.ts"))
+    assert not any(is_video_path(name) for name in ("a.skeleton", "b.txt", "c.safetensors", "mp4"))

@@ -34,10 +34,6 @@ from llavidal_video.sampling import presentation_times
 
 logger = logging.getLogger(__name__)
 DECODERS = ("auto", "decord", "pyav")
-VIDEO_EXTENSIONS = frozenset({
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp", ".ts", ".mts",
-    ".ogv",
-})
 DEFAULT_CHUNK_SIZE = 16
 MIN_DECODABLE_FRACTION = 0.5  # a clean stream that yields fewer of its header's frames than this is an error
 
@@ -349,8 +345,3 @@ def _one_line(exc: BaseException) -> str:
     if len(text) > 300:
         text = text[:300] + "..."
     return f"{type(exc).__name__}: {text}" if not text.startswith(type(exc).__name__) else text
-
-
-def is_video_path(path: Path) -> bool:
-    """Whether a file name has a video extension (how folders are searched for inputs)."""
-    return path.suffix.lower() in VIDEO_EXTENSIONS

@@ -42,7 +42,8 @@ from llavidal_core.extraction import (
 )
 from llavidal_core.features import FeatureStore
 from llavidal_core.legacy_features import legacy_file_name, write_legacy_features
-from llavidal_video.decoding import DecodedVideo, VideoDecodeError, is_video_path
+from llavidal_core.video_ids import is_video_path
+from llavidal_video.decoding import DecodedVideo, VideoDecodeError
 from llavidal_video.encoder import DTYPES, VideoCueEncoder, VideoFrameSource
 
 CUE = "video"
