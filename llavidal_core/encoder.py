@@ -21,8 +21,6 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
 from llavidal_core.cues import CueSpec
-
-
 from llavidal_core.encoder_records import RECORD_KEY, EncoderRecord
 
 
@@ -106,8 +104,8 @@ class CueEncoder(
         """String metadata stored with each feature this encoder computes: its spec and its record (JSON)."""
         metadata = {"spec": self.spec.to_json()}
         record = self.encoder_record()
-        if record is not None:
-            metadata[RECORD_KEY] = record.to_json()
+        if record is not None:  # a folder named relative to this process's directory is found from any other
+            metadata[RECORD_KEY] = record.with_local_folders_absolute().to_json()
         return metadata
 
     @property

@@ -27,7 +27,7 @@ import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llavidal_core.errors import LlavidalError
@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 
 RECORD_KEY = "encoder_record"
 BUNDLE_FOLDER = "cue_encoders"
+DTYPES = ("float32", "float16", "bfloat16", "float64")
 
 
 @dataclass(frozen=True)
@@ -57,11 +58,19 @@ class EncoderRecord:
             json.dumps(dict(self.options))
         except TypeError as exc:
             raise ValueError(f"an encoder record's options must be JSON values: {exc}") from None
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ValueError(f"an encoder record's dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         object.__setattr__(self, "model_options", tuple(self.model_options))
         object.__setattr__(self, "bundled", tuple(self.bundled))
         for key in self.bundled:
-            if self._value(key) is None:
+            value = self._value(key)
+            if value is None:
                 raise ValueError(f"an encoder record bundles {key!r}, which it does not hold")
+            parts = PurePosixPath(value).parts
+            # a bundled folder lies inside the model's cue_encoders/ (a config must not point elsewhere on disk)
+            if PurePosixPath(value).is_absolute() or not parts or parts[0] != BUNDLE_FOLDER or ".." in parts \
+                    or "\\" in value:
+                raise ValueError(f"an encoder record's bundled folder {value!r} is not inside {BUNDLE_FOLDER}/")
 
     # -- serialisation ---------------------------------------------------------------------------------------
 
@@ -111,6 +120,15 @@ class EncoderRecord:
         keys = ("pretrained",) if self.pretrained is not None else ()
         return keys + tuple(k for k in self.model_options if self._value(k) is not None)
 
+    def with_local_folders_absolute(self) -> "EncoderRecord":
+        """The record with each model folder that exists here (``pretrained`` and the ``model_options``) as an
+        absolute path, so that it is found from another working directory; Hub ids and bundled paths stay."""
+        record = self
+        for key in self.model_keys():
+            if key not in self.bundled and Path(self._value(key)).expanduser().is_dir():
+                record = record._with_value(key, str(Path(self._value(key)).expanduser().resolve()))
+        return record
+
     def bundle(self, model_dir: str | Path, cue: str) -> "EncoderRecord":
         """Copy the record's model folders that exist here into ``model_dir/cue_encoders/<cue>/<key>`` and return
         the record pointing there (paths relative to ``model_dir``, listed in ``bundled``). Hub ids stay ids."""
@@ -136,7 +154,7 @@ class EncoderRecord:
         folder, else downloaded from that Hub repo (``hub_kwargs``: revision, token, cache_dir, ...)."""
         if not self.bundled:
             return self
-        record = self
+        record = replace(self, bundled=())
         base = Path(model_location)
         for key in self.bundled:
             relative = self._value(key)
@@ -152,7 +170,7 @@ class EncoderRecord:
                 raise LlavidalError(f"{model_location}: the model's encoder folder {relative} is missing "
                                     "(it was saved with the model; was the folder copied without it?)")
             record = record._with_value(key, str(folder))
-        return replace(record, bundled=())
+        return record
 
     # -- building ------------------------------------------------------------------------------------------
 

@@ -74,14 +74,20 @@ def load_cue_encoder(cue: str, encoder: Any, device: str | torch.device, model_i
     if isinstance(encoder, torch.nn.Module):
         return encoder.to(device).eval()
     factory = get_plugin_manager().cue(cue).encoder_factory()
-    record = EncoderRecord(pretrained=str(encoder)) if isinstance(encoder, (str, Path)) \
-        else EncoderRecord.from_config_value(encoder)
+    try:
+        record = EncoderRecord(pretrained=str(encoder)) if isinstance(encoder, (str, Path)) \
+            else EncoderRecord.from_config_value(encoder)
+    except ValueError as exc:
+        raise LlavidalError(f"cue {cue!r}: the model's encoder record is not valid: {exc}") from None
     if model_id is not None:
         record = record.resolve(model_id, **hub_kwargs)
     try:
         built = record.build(factory)
-    except (LlavidalError, OSError, ValueError, TypeError, RuntimeError) as exc:
-        raise LlavidalError(f"cue {cue!r}: cannot build its encoder from {record.describe()}: {exc}") from exc
+    except MissingPluginError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever a plugin raises, name the cue and the record
+        raise LlavidalError(f"cue {cue!r}: cannot build its encoder from {record.describe()}: "
+                            f"{type(exc).__name__}: {exc}") from exc
     return built.to(device)
 
 

@@ -101,3 +101,24 @@ def test_training_takes_the_records_and_the_description_from_the_features(tmp_pa
     _write(store, "v2", "video", EncoderRecord(pretrained="b"))
     with pytest.raises(RecipeError, match="cues.video.features"):
         feature_provenance([CueSection(name="video", features=str(store.root))])
+
+
+@pytest.mark.parametrize("folder", ["../../etc", "/etc", "cue_encoders/../../x", "elsewhere/video"])
+def test_a_record_cannot_point_its_bundled_folder_outside_the_model(folder):
+    with pytest.raises(ValueError, match="is not inside cue_encoders/"):
+        EncoderRecord(pretrained=folder, bundled=("pretrained",))
+
+
+def test_a_record_refuses_an_unknown_dtype():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        EncoderRecord(pretrained="a", dtype="int8")
+
+
+def test_a_local_folder_is_recorded_absolute_so_training_finds_it_from_anywhere(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    FakeCueEncoder().save_pretrained(tmp_path / "encoder")
+    monkeypatch.chdir(tmp_path)
+    encoder = FakeCueEncoder.from_pretrained("encoder")  # relative to this directory
+    record = EncoderRecord.from_json(encoder.feature_metadata()["encoder_record"])
+    assert record.pretrained == str((tmp_path / "encoder").resolve())
+    assert EncoderRecord(pretrained="org/hub-encoder").with_local_folders_absolute().pretrained == "org/hub-encoder"

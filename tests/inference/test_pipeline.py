@@ -192,3 +192,23 @@ def test_held_back_stream_equals_the_cut_text_however_it_is_split(pieces):
 def test_an_empty_stop_string_is_refused(pipe, saved_model):
     with pytest.raises(ValueError, match="a stop string must be a non-empty string"):
         pipe(video=saved_model[1][0], question=QUESTION, stop=[""])
+
+
+def test_a_model_whose_encoder_record_is_broken_says_which_cue(saved_model, fake_video_plugins, tmp_path):
+    import json
+    import shutil
+
+    from llavidal_core.errors import LlavidalError
+
+    model_dir, _ = saved_model
+    broken = tmp_path / "broken"
+    shutil.copytree(model_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["cue_encoders"] = {"video": {"pretrained": "../../etc", "bundled": ["pretrained"]}}
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LlavidalError, match="cue 'video': the model's encoder record is not valid.*not inside"):
+        LlavidalPipeline.from_pretrained(broken, device="cpu")
+    config["cue_encoders"] = {"video": {"pretrained": str(tmp_path / "no-such-encoder")}}
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(LlavidalError, match="cue 'video': cannot build its encoder from .*no-such-encoder"):
+        LlavidalPipeline.from_pretrained(broken, device="cpu")

@@ -36,7 +36,7 @@ def test_annotated_boxes_give_one_track_per_annotated_object(annotated_videos, t
     assert {t["label"] for t in result.trajectories()} == {"book", "cup"}
     assert "annotated boxes" in encoder.spec.description
     record = encoder.encoder_record()
-    assert record.options["detector"] == f"annotations:{annotations}" and record.pretrained is None
+    assert record.options["detector"] == f"annotations:{annotations.resolve()}" and record.pretrained is None
     rebuilt = record.build(ObjectCueEncoder)  # what a model trained on these features rebuilds
     assert torch.equal(rebuilt.encode([str(videos / "a.mp4")])[0], encoder.encode([str(videos / "a.mp4")])[0])
     with pytest.raises(LlavidalError, match=r"b.mp4: no object annotations for it \(.*b.json does not exist\)"):

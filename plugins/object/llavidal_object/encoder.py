@@ -18,7 +18,7 @@ from llavidal_core.encoder import CueEncoder
 from llavidal_core.encoder_records import EncoderRecord
 from llavidal_core.seed_cues import OBJECT
 from llavidal_object import __version__
-from llavidal_object.annotations import AnnotationFolder, is_annotations_source
+from llavidal_object.annotations import ANNOTATIONS_PREFIX, AnnotationFolder, is_annotations_source
 from llavidal_object.crop_encoder import ClipCropEncoder
 from llavidal_object.detector import DEFAULT_QUERY_TEMPLATE, Owlv2Detector
 from llavidal_object.frames import VideoFrames, read_video_frames
@@ -124,6 +124,8 @@ class ObjectCueEncoder(CueEncoder):
         """Every ``__init__`` option (model names and the chain's knobs); the three models are copied with a
         model trained on these features when they are folders here."""
         options = dict(self._hub_mixin_config or {})
+        if self.annotations is not None:  # found from any working directory
+            options["detector"] = f"{ANNOTATIONS_PREFIX}{self.annotations.folder.resolve()}"
         dtype = options.get("dtype", "float32")
         return EncoderRecord(pretrained=None, options=options, model_options=("tagger", "detector", "encoder"),
                              dtype=dtype)
