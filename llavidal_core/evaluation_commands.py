@@ -130,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
         features_for = features_from_store(FeatureStore(args.features, create=False), pipeline.cue_names)
     else:
         features_for = features_from_videos(pipeline, question_videos(files, args.videos))
+        unread = [cue for cue in pipeline.cue_names if cue not in pipeline.video_cues()]
+        if unread:  # a score without some of the model's cues must not pass for its score
+            print(f"llavidal: note: the cues {unread} take no video input; they are left out of every prompt "
+                  "(score with --features to include them)", file=sys.stderr)
     evaluation = evaluate_mcq(model, processor, files, features_for, mode=args.mode, normalize=args.normalize,
                               limit=args.limit)
     report = evaluation.report() | {"model": str(args.model), "mode": args.mode, "normalize": args.normalize,

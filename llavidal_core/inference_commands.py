@@ -92,6 +92,8 @@ def precomputed_features(args: argparse.Namespace) -> dict | None:
         store, video_id = FeatureStore(path, create=False), args.video.stem
         if video_id not in store:
             raise LlavidalError(f"{store.path_for(video_id)}: no such feature file (for {args.video} in --features)")
+    elif not path.exists():
+        raise LlavidalError(f"{path}: no such file (--features)")
     elif path.is_file() and path.name.endswith(FILE_SUFFIX):
         store, video_id = FeatureStore(path.parent, create=False), path.name[: -len(FILE_SUFFIX)]
     else:
@@ -190,9 +192,13 @@ def run_chat(args: argparse.Namespace) -> int:
             if not path.is_file():
                 print(f"llavidal: error: {path}: no such file", file=sys.stderr)
                 continue
+            if inputs:  # --input files belong to the first video, not to this one
+                print(f"llavidal: note: the --input files ({', '.join(inputs)}) were for the first video; "
+                      "they are left out from now on", file=sys.stderr)
+                inputs = {}
             try:
                 with warnings_as_notes():
-                    chat.set_sample(video=str(path), inputs=inputs)
+                    chat.set_sample(video=str(path))
             except (LlavidalError, ValueError, OSError) as exc:
                 print(f"llavidal: error: {exc}", file=sys.stderr)
                 continue

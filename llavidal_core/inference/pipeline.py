@@ -138,7 +138,7 @@ class LlavidalPipeline:
                 try:
                     loaded[cue] = load_cue_encoder(cue, encoder, device, model_id if cue not in (encoders or {})
                                                    else None, **hub_kwargs)
-                except MissingPluginError as exc:
+                except LlavidalError as exc:  # a missing plugin or folder: precomputed features still work
                     errors[cue] = str(exc)
                     warnings.warn(f"the model's {cue!r} encoder cannot be loaded ({exc}); give that cue's features",
                                   stacklevel=2)

@@ -62,6 +62,8 @@ def test_ask_takes_precomputed_features_as_a_file_or_from_a_store(saved_model, l
     assert capsys.readouterr().out.strip() == expected  # clip_0.mp4 names the store's clip_0 entry
     assert main(["ask", str(model_dir), "What?", "--features", str(store.root), *options]) == 1
     assert "give VIDEO too" in capsys.readouterr().err
+    assert main(["ask", str(model_dir), "What?", "--features", str(tmp_path / "none.safetensors"), *options]) == 1
+    assert "none.safetensors: no such file (--features)" in capsys.readouterr().err
     assert main(["ask", str(model_dir), videos[1], "What?", "--features", str(store.root), *options]) == 1
     assert "clip_1.safetensors: no such feature file" in capsys.readouterr().err
 

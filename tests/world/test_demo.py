@@ -149,15 +149,21 @@ def test_the_demo_model_answers_from_raw_inputs_with_the_training_features(tmp_p
                  "--videos", str(world / "videos"), "--device", "cpu", "--out", str(report)]) == 0
     (scored,) = json.loads(report.read_text())["accuracy"].values()
     assert scored["accuracy"] == results["video+object"]["accuracy"] and scored["n"] == results["video+object"]["n"]
-    capsys.readouterr()
+    assert "note" not in capsys.readouterr().err
+    assert main(["eval", "mcq", str(model_dir), "--questions", str(world / "mcq_test.json"),
+                 "--videos", str(world / "videos"), "--device", "cpu"]) == 0
+    assert "the cues ['pose'] take no video input; they are left out" in capsys.readouterr().err
 
     assert main(shlex.split(commands[0])[1:]) == 0  # ask
     answer = capsys.readouterr()
     assert answer.out.strip() and "Traceback" not in answer.err
-    monkeypatch.setattr("sys.stdin", io.StringIO("What does the person do in the video?\n/quit\n"))
+    other_video = sorted((world / "videos").glob("*.mp4"))[-1]
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"What does the person do in the video?\n/video {other_video}\n"
+                                                 "What does the person do in the video?\n/quit\n"))
     assert main(shlex.split(commands[1])[1:]) == 0  # chat
     said = capsys.readouterr()
-    assert said.out.strip() and "UserWarning" not in said.err
+    assert said.out.strip() and "UserWarning" not in said.err and f"(now talking about {other_video})" in said.err
+    assert "the --input files (pose) were for the first video" in said.err  # not kept for another video
 
 
 @pytest.mark.slow
