@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
+from llavidal_video.testing.videos import SHARED_DATA_VIDEOS
 
 SHARED_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "videos"
 DEFAULT_VIDEOS = [SHARED_VIDEOS / name for name in SHARED_DATA_VIDEOS]
@@ -41,7 +41,7 @@ VIT_B_16 = dict(image_size=224, patch_size=16, hidden_size=768, intermediate_siz
 # -- (a) the original pipeline, as in the original script ---------------------------------------------------
 
 def run_original(video_paths, clip_dir, out_dir, num_frames=100, infer_batch=48):
-    from llavidal_core.testing.original_video_pipeline import load_original_models, original_extraction
+    from llavidal_video.testing.original_pipeline import load_original_models, original_extraction
 
     image_processor, vision_tower = load_original_models(clip_dir)
     os.makedirs(out_dir, exist_ok=True)

@@ -39,13 +39,13 @@ from llavidal_core.errors import DuplicateRegistrationError, MissingPluginError,
 CORE_DISTRIBUTION = "llavidal-core"
 BUILTIN_PLUGINS = (
     "llavidal_core.projectors",
-    "llavidal_core.feature_commands",
-    "llavidal_core.instruction_commands",
-    "llavidal_core.evaluation_commands",
-    "llavidal_core.conversion_commands",
-    "llavidal_core.training_commands",
-    "llavidal_core.inference_commands",
-    "llavidal_core.demo_commands",
+    "llavidal_core.commands.features",
+    "llavidal_core.commands.instructions",
+    "llavidal_core.commands.evaluation",
+    "llavidal_core.commands.conversion",
+    "llavidal_core.commands.training",
+    "llavidal_core.commands.inference",
+    "llavidal_core.commands.demo",
 )
 LOAD_PLUGINS_ENV = "LLAVIDAL_LOAD_PLUGINS"
 STRICT_PLUGINS_ENV = "LLAVIDAL_STRICT_PLUGINS"

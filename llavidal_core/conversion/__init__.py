@@ -1,7 +1,7 @@
 """Converting the seed's checkpoints: its projector files (`convert_legacy`) and LLaVA deltas (`apply_delta`).
 
 The CLI commands (``llavidal convert legacy`` and ``llavidal convert apply-delta``) are registered by
-`llavidal_core.conversion_commands`.
+`llavidal_core.commands.conversion`.
 """
 
 from llavidal_core.conversion.checkpoints import ConversionError

@@ -167,7 +167,7 @@ class UsurperPlugin:
 
 
 def test_a_plugin_reusing_core_commands_loses_them_and_keeps_its_own(capsys, llavidal_plugins):
-    from llavidal_core import training_commands
+    from llavidal_core.commands import training as training_commands
 
     llavidal_plugins.register(UsurperPlugin(), name="usurper", distribution="llavidal-usurper")
     assert main(["usurp", "ok"]) == 0

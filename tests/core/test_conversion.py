@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from llavidal_core import conversion_commands
+from llavidal_core.commands import conversion as conversion_commands
 from llavidal_core.conversion import ConversionError
 from llavidal_core.seed_cues import LLAVIDAL_CUES, VIDEO
 from llavidal_core.testing.tiny_models import build_tiny_causal_lm

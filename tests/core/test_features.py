@@ -346,7 +346,7 @@ def test_features_list_of_a_missing_folder_is_a_user_error(tmp_path, llavidal_pl
 
 
 def test_registering_the_feature_commands_does_not_import_torch():
-    code = ("import sys, llavidal_core.feature_commands; "
+    code = ("import sys, llavidal_core.commands.features; "
             "assert 'torch' not in sys.modules, 'feature_commands imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -65,7 +65,7 @@ def test_the_tokenization_is_saved_with_the_processor(legacy_processor, tmp_path
 
 
 def test_legacy_tokenization_refuses_a_word_level_tokenizer():
-    from llavidal_core.testing.tiny_vision_models import build_word_tokenizer
+    from llavidal_object.testing import build_word_tokenizer
 
     word_level = build_word_tokenizer({"unk_token": "<unk>", "pad_token": "<pad>"})
     with pytest.raises(LegacyTokenizationError, match="SentencePiece"):

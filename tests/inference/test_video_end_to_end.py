@@ -14,7 +14,7 @@ def video_model(tmp_path_factory):
     from llavidal_core.modeling import LlavidalForConditionalGeneration
     from llavidal_core.processing import LlavidalProcessor
     from llavidal_core.testing.tiny_models import build_tiny_causal_lm, build_tiny_tokenizer
-    from llavidal_core.testing.tiny_video import save_tiny_clip_vision, write_test_video
+    from llavidal_video.testing.videos import save_tiny_clip_vision, write_test_video
     from llavidal_video.encoder import VideoCueEncoder
 
     root = tmp_path_factory.mktemp("video-model")

@@ -15,7 +15,7 @@ def demo_url(saved_model, fake_video_plugins, tmp_path):
     pytest.importorskip("gradio", reason="the web demo needs gradio (pip install 'llavidal-core[web]')")
     from llavidal_core.inference import LlavidalPipeline
     from llavidal_core.inference.web import serve
-    from llavidal_core.testing.tiny_video import write_test_video
+    from llavidal_video.testing.videos import write_test_video
 
     example = write_test_video(tmp_path / "example_clip.mp4", num_frames=12)
     pipeline = LlavidalPipeline.from_pretrained(saved_model[0], device="cpu")

@@ -8,21 +8,21 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_blip2_dir(tmp_path_factory):
-    from llavidal_core.testing.tiny_vision_models import save_tiny_blip2
+    from llavidal_object.testing import save_tiny_blip2
 
     return save_tiny_blip2(tmp_path_factory.mktemp("tiny-blip2"), answer_word="cup")
 
 
 @pytest.fixture(scope="session")
 def tiny_owlv2_dir(tmp_path_factory):
-    from llavidal_core.testing.tiny_vision_models import save_tiny_owlv2
+    from llavidal_object.testing import save_tiny_owlv2
 
     return save_tiny_owlv2(tmp_path_factory.mktemp("tiny-owlv2"))
 
 
 @pytest.fixture(scope="session")
 def tiny_clip_dir(tmp_path_factory):
-    from llavidal_core.testing.tiny_vision_models import save_tiny_clip
+    from llavidal_object.testing import save_tiny_clip
 
     return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
 

@@ -8,7 +8,7 @@ import torch
 from llavidal_core.cli import main
 from llavidal_core.errors import LlavidalError
 from llavidal_core.features import FeatureStore
-from llavidal_core.testing.tiny_video import write_test_video
+from llavidal_video.testing.videos import write_test_video
 from llavidal_object.annotations import AnnotationFolder
 from llavidal_object.encoder import ObjectCueEncoder
 

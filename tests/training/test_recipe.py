@@ -101,7 +101,7 @@ def test_the_train_command_and_recipes_import_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, llavidal_core.training_commands, llavidal_core.training.recipe, llavidal_core.training; "
+    code = ("import sys, llavidal_core.commands.training, llavidal_core.training.recipe, llavidal_core.training; "
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, 'heavy import'")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={"LLAVIDAL_LOAD_PLUGINS": "", "PATH": ""}, timeout=60)

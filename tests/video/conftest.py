@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from llavidal_core.testing.original_video_pipeline import load_original_models, original_extraction
-from llavidal_core.testing.tiny_video import (SHARED_DATA_VIDEOS, save_tiny_clip_vision, synthetic_video_frames,
+from llavidal_video.testing.original_pipeline import load_original_models, original_extraction
+from llavidal_video.testing.videos import (SHARED_DATA_VIDEOS, save_tiny_clip_vision, synthetic_video_frames,
                                              write_test_video)
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from llavidal_core.errors import LlavidalError
-from llavidal_core.testing.tiny_video import synthetic_video_frames, write_test_video
+from llavidal_video.testing.videos import synthetic_video_frames, write_test_video
 from llavidal_video.decoding import VideoDecodeError, decode_video
 from llavidal_video.encoder import FrameSelection
 from llavidal_video.preprocessing import NearestResize

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from llavidal_core.testing.tiny_video import save_tiny_clip_vision
+from llavidal_video.testing.videos import save_tiny_clip_vision
 from llavidal_video.decoding import VideoDecodeError
 from llavidal_video.encoder import VideoCueEncoder
 from llavidal_video.towers import TransformersClipTower, resolve_layer
-from llavidal_core.testing.original_video_pipeline import get_spatio_temporal_features
-from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
+from llavidal_video.testing.original_pipeline import get_spatio_temporal_features
+from llavidal_video.testing.videos import SHARED_DATA_VIDEOS
 
 
 @pytest.mark.slow

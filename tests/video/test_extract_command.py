@@ -17,10 +17,10 @@ import llavidal_video.plugin
 from llavidal_core.cli import main
 from llavidal_core.features import FeatureStore
 from llavidal_core.legacy_features import read_legacy_features
-from llavidal_core.testing.tiny_video import write_test_video
+from llavidal_video.testing.videos import write_test_video
 from llavidal_core.video_ids import legacy_video_id, video_id_for
 from llavidal_video.sampling import segment_midpoint_indices
-from llavidal_core.testing.tiny_video import SHARED_DATA_VIDEOS
+from llavidal_video.testing.videos import SHARED_DATA_VIDEOS
 
 BIN = Path(sys.executable).parent
 
