@@ -26,3 +26,8 @@ class FeatureStoreError(LlavidalError):
 
 class UnsafePickleError(LlavidalError):
     """A legacy pickle asked to load something other than numpy arrays."""
+
+
+class UsageError(LlavidalError):
+    """A command line or call that cannot run as given (a bad option value, no inputs, two inputs with one id),
+    found before anything is written. The CLI prints it as one ``llavidal: error:`` line with exit code 2."""
