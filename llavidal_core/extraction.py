@@ -1,4 +1,5 @@
-"""What every ``llavidal extract <cue>`` command shares: inputs, ids, shards, the errors log, exit codes.
+"""The bookkeeping of ``llavidal extract <cue>`` (`llavidal_core.extraction_engine` runs it): inputs, ids,
+shards, the errors log, exit codes.
 
 - Inputs are files (taken as given), folders (searched recursively for the files a cue accepts) and text
   files listing paths (``.txt``/``.lst``/``.list``: one path per line, ``#`` comments, relative paths taken
@@ -28,7 +29,6 @@ import fcntl
 import json
 import logging
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from llavidal_core import __version__
 from llavidal_core.atomic_files import remove_stale_temp_files
-from llavidal_core.errors import LlavidalError
+from llavidal_core.errors import LlavidalError, UsageError
 from llavidal_core.video_ids import legacy_video_id, video_id_for
 
 EXIT_OK = 0
@@ -46,19 +46,6 @@ ERRORS_FILE = "errors.jsonl"
 PATH_LIST_SUFFIXES = (".txt", ".lst", ".list")
 
 logger = logging.getLogger(__name__)
-
-
-class ExtractionUsageError(LlavidalError):
-    """A command line that cannot run as given (exit code 2), found before anything is written."""
-
-
-def run_reporting_usage_errors(run: Callable[..., int], *args) -> int:
-    """``run(*args)``; an `ExtractionUsageError` is printed as one ``llavidal: error:`` line, exit code 2."""
-    try:
-        return run(*args)
-    except ExtractionUsageError as exc:
-        print(f"llavidal: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -77,7 +64,7 @@ class InputFile:
 def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path], bool]) -> list[InputFile]:
     """Files as given, folders searched recursively for files ``accepts`` takes, path lists read; each with
     its root (module docstring), sorted by path. A file reached twice counts once; reached under two roots
-    that give it two ids, it is an `ExtractionUsageError`."""
+    that give it two ids, it is an `UsageError`."""
     found: dict[Path, InputFile] = {}
     for item in inputs:
         path = Path(item)
@@ -95,12 +82,12 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path]
                     continue
                 listed = Path(line)
                 if not listed.is_absolute() and ".." in listed.parts:
-                    raise ExtractionUsageError(
+                    raise UsageError(
                         f"{path}:{number}: {line!r} goes up out of the list's folder; a relative path in a list "
                         "is taken from the list's folder, which is also the root of its video id (put the list "
                         "above the files it names, or write absolute paths)")
                 if not (listed if listed.is_absolute() else path.parent / listed).is_file():
-                    raise ExtractionUsageError(f"{path}:{number}: no such file {line!r}")
+                    raise UsageError(f"{path}:{number}: no such file {line!r}")
                 if listed.is_absolute():
                     _add_input(found, _given_directly(listed))
                 else:
@@ -109,7 +96,7 @@ def collect_inputs(inputs: Iterable[str | os.PathLike], accepts: Callable[[Path]
         elif path.is_file():
             _add_input(found, _given_directly(path))
         else:
-            raise ExtractionUsageError(f"{item}: no such file or folder")
+            raise UsageError(f"{item}: no such file or folder")
     return sorted(found.values(), key=lambda found_input: str(found_input.path))
 
 
@@ -123,7 +110,7 @@ def _add_input(found: dict[Path, InputFile], candidate: InputFile) -> None:
     key = candidate.path.resolve()
     earlier = found.setdefault(key, candidate)
     if earlier.root != candidate.root and _id_or_none(earlier) != _id_or_none(candidate):
-        raise ExtractionUsageError(
+        raise UsageError(
             f"{candidate.path} is given twice with two video ids, {_id_or_none(earlier)!r} (under {earlier.root}) "
             f"and {_id_or_none(candidate)!r} (under {candidate.root}); give it once")
 
@@ -139,7 +126,7 @@ def index_by_video_id(inputs: Iterable[InputFile | str | os.PathLike], *, legacy
     """``{video_id: path}`` of `collect_inputs`'s result (a bare path counts as a file given directly).
 
     With ``legacy``, ids are the original's .pkl naming (`legacy_video_id`: the file name up to its first
-    dot). A path that gives no valid id, and two inputs with one id, are an `ExtractionUsageError` naming them.
+    dot). A path that gives no valid id, and two inputs with one id, are an `UsageError` naming them.
     """
     by_id: dict[str, Path] = {}
     for found_input in inputs:
@@ -148,11 +135,11 @@ def index_by_video_id(inputs: Iterable[InputFile | str | os.PathLike], *, legacy
         try:
             video_id = legacy_video_id(found_input.path.name) if legacy else found_input.video_id
         except ValueError as exc:
-            raise ExtractionUsageError(str(exc)) from exc
+            raise UsageError(str(exc)) from exc
         if video_id in by_id:
             naming = ("the original's .pkl naming: the file name up to its first dot" if legacy
                       else "its path under the input folder or list, without the file suffix")
-            raise ExtractionUsageError(
+            raise UsageError(
                 f"two inputs have the video id {video_id!r} ({naming}): {by_id[video_id]} and "
                 f"{found_input.path}; rename one or extract them in separate runs")
         by_id[video_id] = found_input.path
@@ -165,13 +152,13 @@ def distributed_slot() -> tuple[int, int, int]:
         return (int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
                 int(os.environ.get("LOCAL_RANK", 0)))
     except ValueError as exc:
-        raise ExtractionUsageError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers ({exc})") from exc
+        raise UsageError(f"RANK, WORLD_SIZE and LOCAL_RANK must be integers ({exc})") from exc
 
 
 def shard_for_rank(items: list, rank: int, world_size: int) -> list:
     """Every ``world_size``-th item starting at ``rank`` (the inputs must already be sorted)."""
     if world_size < 1 or not 0 <= rank < world_size:
-        raise ExtractionUsageError(f"RANK={rank} WORLD_SIZE={world_size} is not a valid process slot")
+        raise UsageError(f"RANK={rank} WORLD_SIZE={world_size} is not a valid process slot")
     return items[rank::world_size]
 
 
@@ -257,33 +244,6 @@ def _known_failures(errors_path: Path, handle) -> _KnownFailures:
             known.keys.add(_failure_key(record))
     known.offset = size
     return known
-
-
-def report_summary(prefix: str, written: int, skipped: int, failed: int, out: Path) -> int:
-    """Print ``PREFIX: N written, M already done, K failed`` (naming the errors log when K > 0) on stderr;
-    return the exit code those counts give (0, or 3 when something failed)."""
-    summary = f"{prefix}: {written} written, {skipped} already done, {failed} failed"
-    if failed:
-        summary += f" (see {Path(out) / ERRORS_FILE})"
-    print(summary, file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
-
-
-def choose_device(requested: str | None, local_rank: int):
-    """``requested``, or this process's GPU (``LOCAL_RANK``) when there is one, else the CPU."""
-    import torch
-
-    if requested in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-        return torch.device("cpu")
-    device = torch.device(requested)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ExtractionUsageError(f"--device {requested}: CUDA is not available here")
-        if device.index is None:
-            device = torch.device(f"cuda:{local_rank % torch.cuda.device_count()}")
-    return device
 
 
 class ExitAgreement:

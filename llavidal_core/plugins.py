@@ -288,6 +288,8 @@ class LlavidalPluginManager:
                     registration = self._checked(source, make, args, kwargs)
                     if registration is not None:
                         claims.setdefault(key_of(registration), []).append(registration)
+            if kind == "command":
+                self._add_extraction_commands(claims)
             registry = _Registry()
             for key, registrations in claims.items():
                 self._settle(kind, key, registrations, registry)
@@ -295,6 +297,16 @@ class LlavidalPluginManager:
                 self._drop_overlapping_commands(registry)
             self._registries[kind] = registry
         return self._registries[kind]
+
+    def _add_extraction_commands(self, claims: dict[Any, list[Any]]) -> None:
+        """``extract CUE`` for every cue with an encoder whose plugin registers no such command itself: the
+        core's engine with the generic options (`llavidal_core.commands.extraction`)."""
+        from llavidal_core.commands.extraction import generic_extract_command
+
+        for name, cue in self._registry("cue").entries.items():
+            path = ("extract", name)
+            if cue.encoder is not None and path not in claims:
+                claims[path] = [generic_extract_command(cue)]
 
     def _settle(self, kind: str, key: Any, registrations: list[Any], registry: _Registry) -> None:
         """Give ``key`` to its one claimant, or to the core's claim; two plugins' claims are both withheld."""

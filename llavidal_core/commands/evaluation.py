@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from llavidal_core.errors import LlavidalError
+from llavidal_core.errors import LlavidalError, UsageError
 from llavidal_core.hookspecs import hookimpl
 
 DTYPES = ("float32", "bfloat16", "float16")
@@ -91,12 +91,10 @@ def run_check(path: Path, videos: Path | None, prompts: bool) -> int:
 
     try:
         loaded = load_mcq_file(path)
-    except MCQFormatError as exc:
-        print(f"llavidal: error: {exc}", file=sys.stderr)
-        return 2
+    except MCQFormatError as exc:  # the file given to --check is what is checked: a broken one is the answer
+        raise UsageError(str(exc)) from exc
     if videos is not None and not videos.is_dir():
-        print(f"llavidal: error: {videos}: no such videos folder", file=sys.stderr)
-        return 2
+        raise UsageError(f"{videos}: no such videos folder")
     if prompts:
         from llavidal_core.stdout_lines import print_lines
 

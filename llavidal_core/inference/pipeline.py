@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from llavidal_core.devices import choose_device as default_device  # the GPU when there is one, else the CPU
+from llavidal_core.devices import default_dtype
 from llavidal_core.errors import LlavidalError, MissingPluginError
 from llavidal_core.inference.stopping import (
     check_stop_strings,
@@ -46,17 +48,6 @@ class GenerationSettings:
         if self.do_sample:
             kwargs.update(temperature=self.temperature, top_p=self.top_p)
         return kwargs
-
-
-def default_device() -> str:
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def default_dtype(device: str | torch.device) -> torch.dtype:
-    """float32 on CPU; bfloat16 on a GPU that supports it, else float16."""
-    if torch.device(device).type != "cuda":
-        return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
 def load_cue_encoder(cue: str, encoder: Any, device: str | torch.device, model_id: str | Path | None = None,

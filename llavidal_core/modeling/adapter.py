@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from llavidal_core.errors import LlavidalError
 from llavidal_core.hub import write_model_card
 from llavidal_core.modeling.configuration_llavidal import LlavidalConfig
-from llavidal_core.modeling.modeling_llavidal import grow_token_embeddings
+from llavidal_core.modeling.modeling_llavidal import grow_token_embeddings, untied_output_weight
 
 ADAPTER_WEIGHTS_NAME = "adapter.safetensors"
 ADAPTER_FORMAT = "llavidal-adapter"
@@ -40,9 +40,9 @@ def adapter_state_dict(model: Any) -> dict[str, torch.Tensor]:
     state = {f"projectors.{key}": value for key, value in model.projectors.state_dict().items()}
     input_weight = model.get_input_embeddings().weight
     state[INPUT_ROWS_KEY] = input_weight.detach()[token_ids.to(input_weight.device)]
-    output = model.get_output_embeddings()
-    if output is not None and output.weight is not input_weight:
-        state[OUTPUT_ROWS_KEY] = output.weight.detach()[token_ids.to(output.weight.device)]
+    output_weight = untied_output_weight(model)
+    if output_weight is not None:
+        state[OUTPUT_ROWS_KEY] = output_weight.detach()[token_ids.to(output_weight.device)]
     return {key: value.contiguous().cpu() for key, value in state.items()}
 
 
@@ -102,9 +102,9 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
                        if key.startswith("projectors.")}
     model.projectors.load_state_dict(projector_state, strict=True)
     _write_rows(model.get_input_embeddings().weight, token_ids, state[INPUT_ROWS_KEY])
-    output = model.get_output_embeddings()
-    if OUTPUT_ROWS_KEY in state and output is not None:
-        _write_rows(output.weight, token_ids, state[OUTPUT_ROWS_KEY])
+    output_weight = untied_output_weight(model)
+    if OUTPUT_ROWS_KEY in state and output_weight is not None:
+        _write_rows(output_weight, token_ids, state[OUTPUT_ROWS_KEY])
     model.check_added_weights_finite(adapter)
     return model.to(device=language_model.device, dtype=language_model.dtype)
 
@@ -114,7 +114,7 @@ def _check_adapter_complete(adapter: Any, model: Any, state: dict[str, torch.Ten
     expected = {f"projectors.{key}": tuple(value.shape) for key, value in model.projectors.state_dict().items()}
     hidden = model.config.text_config.hidden_size
     expected[INPUT_ROWS_KEY] = (len(token_ids), hidden)
-    if len(model._embedding_weights()) > 1:  # untied output embeddings have cue-token rows of their own
+    if untied_output_weight(model) is not None:  # untied output embeddings have cue-token rows of their own
         expected[OUTPUT_ROWS_KEY] = (len(token_ids), hidden)
     missing = sorted(set(expected) - set(state))
     if missing:

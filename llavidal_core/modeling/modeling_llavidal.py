@@ -372,11 +372,7 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
         self.set_trainable(self._trainable_parts - set(parts))
 
     def _embedding_weights(self) -> list[nn.Parameter]:
-        weights = [self.get_input_embeddings().weight]
-        output = self.get_output_embeddings()
-        if output is not None and output.weight is not weights[0]:
-            weights.append(output.weight)
-        return weights
+        return embedding_weights(self)
 
     def _spec(self, cue: str) -> CueSpec:
         return next(spec for spec in self.config.cue_specs if spec.name == cue)
@@ -414,6 +410,26 @@ def _build_cue_projector(spec: CueSpec, hidden_size: int) -> nn.Module:
     return StandardizedProjector(projector, spec.feature_dim) if spec.standardize else projector
 
 
+def untied_output_weight(model: nn.Module) -> nn.Parameter | None:
+    """The weight of ``model``'s output embeddings (the LM head) when it is not tied to the input embeddings.
+
+    ``model`` is a causal LM or the fusion model (anything with ``get_input_embeddings`` and
+    ``get_output_embeddings``). None when there are no output embeddings or they share the input embeddings'
+    weight: the input rows are then the output rows too, so there is nothing more to save, copy or grow.
+    """
+    output = model.get_output_embeddings()
+    if output is None or output.weight is model.get_input_embeddings().weight:
+        return None
+    return output.weight
+
+
+def embedding_weights(model: nn.Module) -> list[nn.Parameter]:
+    """The input embedding weight, and the output one when it is untied (`untied_output_weight`)."""
+    output_weight = untied_output_weight(model)
+    input_weight = model.get_input_embeddings().weight
+    return [input_weight] if output_weight is None else [input_weight, output_weight]
+
+
 @torch.no_grad()
 def grow_token_embeddings(language_model: PreTrainedModel, vocab_size: int) -> None:
     """Grow the LM's input/output embeddings to ``vocab_size`` rows, new rows = mean of the old rows."""
@@ -421,13 +437,9 @@ def grow_token_embeddings(language_model: PreTrainedModel, vocab_size: int) -> N
     if vocab_size <= old_size:
         return
     language_model.resize_token_embeddings(vocab_size, mean_resizing=False)
-    weights = [language_model.get_input_embeddings().weight]
-    output = language_model.get_output_embeddings()
-    if output is not None and output.weight is not weights[0]:
-        weights.append(output.weight)
-    for weight in weights:
+    for weight in embedding_weights(language_model):
         weight[old_size:] = weight[:old_size].mean(dim=0, keepdim=True)
 
 
 __all__ = ["LlavidalForConditionalGeneration", "LlavidalPreTrainedModel", "MissingWeightsError", "TRAINABLE_PARTS",
-           "describe_keys", "grow_token_embeddings"]
+           "describe_keys", "embedding_weights", "grow_token_embeddings", "untied_output_weight"]

@@ -217,6 +217,8 @@ def apply_trainable(model: Any, train: TrainSection, cues: Sequence[str] | None 
                             target_modules=list(train.lora.target_modules), bias="none")
         model.language_model = get_peft_model(model.language_model, config)
         if "embeddings" in train.trainable:  # peft froze every base weight; the cue rows train on
+            from llavidal_core.modeling.modeling_llavidal import embedding_weights
+
             for weight in embedding_weights(model):
                 weight.requires_grad_(True)
     return model
@@ -229,15 +231,6 @@ def merge_lora(model: Any) -> Any:
     if isinstance(model.language_model, PeftModel):
         model.language_model = model.language_model.merge_and_unload()
     return model
-
-
-def embedding_weights(model: Any) -> list:
-    """The input embedding weight, and the output one when it is not tied to it."""
-    weights = [model.get_input_embeddings().weight]
-    output = model.get_output_embeddings()
-    if output is not None and output.weight is not weights[0]:
-        weights.append(output.weight)
-    return weights
 
 
 @dataclass(frozen=True)
@@ -254,6 +247,8 @@ class ParameterCounts:
 
 def count_parameters(model: Any) -> ParameterCounts:
     """Total and trainable parameters; embeddings trained through the row mask count only their cue rows."""
+    from llavidal_core.modeling.modeling_llavidal import embedding_weights
+
     by_part = {}
     rows = len(model.config.new_token_ids)
     embedding_ids = {id(weight) for weight in embedding_weights(model)}
@@ -276,12 +271,12 @@ def copy_stage_weights(model: Any, stage_dir: Path, cues: Sequence[str]) -> None
     import torch
 
     from llavidal_core.modeling.adapter import ADAPTER_WEIGHTS_NAME, INPUT_ROWS_KEY, OUTPUT_ROWS_KEY
+    from llavidal_core.modeling.modeling_llavidal import untied_output_weight
 
     stage_dir = Path(stage_dir)
     wanted_rows = sorted({i for cue in cues for i in model.config.cue_token_ids[cue].values() if i is not None})
     input_weight = model.get_input_embeddings().weight
-    output = model.get_output_embeddings()
-    output_weight = output.weight if output is not None and output.weight is not input_weight else None
+    output_weight = untied_output_weight(model)
     with torch.no_grad():
         if (stage_dir / ADAPTER_WEIGHTS_NAME).is_file():
             from safetensors import safe_open
@@ -296,7 +291,7 @@ def copy_stage_weights(model: Any, stage_dir: Path, cues: Sequence[str]) -> None
                         for token_id in wanted_rows:
                             weight[token_id] = saved[position[token_id]].to(weight.dtype)
         else:
-            tensors = _full_checkpoint_reader(stage_dir)
+            tensors = _stage_checkpoint(stage_dir).get
             _copy_projectors(model, cues, tensors, stage_dir)
             names = {id(p): name for name, p in model.named_parameters(remove_duplicate=False)}
             for weight in (input_weight, output_weight):
@@ -315,7 +310,7 @@ def copy_language_model_weights(model: Any, stage_dir: Path) -> None:
     import torch
 
     stage_dir = Path(stage_dir)
-    tensors = _full_checkpoint_reader(stage_dir)
+    tensors = _stage_checkpoint(stage_dir).get
     with torch.no_grad():
         for name, parameter in model.named_parameters(remove_duplicate=True):
             if not name.startswith("language_model."):
@@ -342,21 +337,15 @@ def _copy_projectors(model: Any, cues: Sequence[str], get_tensor, stage_dir: Pat
             tensor.copy_(saved.to(device=tensor.device, dtype=tensor.dtype))
 
 
-def _full_checkpoint_reader(stage_dir: Path):
-    """``get_tensor(key)`` over a ``save_pretrained`` folder's safetensors (one file or an index of shards)."""
-    from safetensors import safe_open
+def _stage_checkpoint(stage_dir: Path):
+    """A `CheckpointReader` over a stage's full save (``save_pretrained``: one weights file or an index of shards).
 
-    index_file = stage_dir / "model.safetensors.index.json"
-    if index_file.is_file():
-        weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
-    elif (stage_dir / "model.safetensors").is_file():
-        weight_map = None
-    else:
+    Raises `LlavidalError` when the folder holds no model weights (nor, as the caller checked first, an adapter).
+    """
+    from llavidal_core.conversion import checkpoints
+
+    weight_files = (checkpoints.SAFETENSORS_INDEX, checkpoints.SAFETENSORS_SINGLE, checkpoints.BIN_INDEX,
+                    checkpoints.BIN_SINGLE)
+    if not any((stage_dir / name).is_file() for name in weight_files):
         raise LlavidalError(f"{stage_dir}: neither a saved model nor an adapter to start from")
-
-    def get_tensor(key: str):
-        file = stage_dir / (weight_map[key] if weight_map is not None else "model.safetensors")
-        with safe_open(file, framework="pt") as reader:
-            return reader.get_tensor(key)
-
-    return get_tensor
+    return checkpoints.CheckpointReader(stage_dir)

@@ -254,10 +254,14 @@ def recipe_from_dict(raw: dict) -> Recipe:
 
 
 def apply_override(raw: dict, override: str) -> None:
-    """Set ``a.b.c=value`` in the raw recipe dict (value parsed as YAML); missing mappings are created."""
+    """Set ``a.b.c=value`` in a raw settings dict read from YAML (a recipe, or a plugin's training config).
+
+    The value is parsed as YAML; missing (or null) mappings on the path are created; list items are addressed
+    by index or by their ``name``. Raises `RecipeError` naming the key for a malformed override.
+    """
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
-        raise RecipeError(f"override {override!r} is not key=value")
+        raise RecipeError(f"override {override!r} is not key=value: it must look like section.key=value")
     parts = key.strip().split(".")
     try:
         value = yaml.safe_load(text) if text.strip() else None

@@ -11,17 +11,21 @@ with the processor beside it, and ``llavidal_training.json`` marking the stage d
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from llavidal_core.devices import has_cuda
 from llavidal_core.errors import LlavidalError
 from llavidal_core.training.recipe import Recipe, StagePlan
 from llavidal_core.write_failures import reporting_write_failures
 
 STAGE_DONE_FILE = "llavidal_training.json"
 LOG_FILE = "log.jsonl"
+
+progress = logging.getLogger("llavidal.train")  # what `llavidal train` reports as it runs
 
 
 def run_recipe(recipe: Recipe, *, resume: bool = False) -> list[Path]:
@@ -204,7 +208,7 @@ def training_arguments(plan: StagePlan, *, for_this_machine: bool = True):
         seed=train.seed,
         data_seed=train.seed,
         dataloader_num_workers=plan.data.num_workers,
-        dataloader_pin_memory=_has_cuda(),
+        dataloader_pin_memory=has_cuda(),
         remove_unused_columns=False,
         include_num_input_tokens_seen="non_padding",
         ddp_find_unused_parameters=True,
@@ -265,14 +269,8 @@ def _check_fresh_or_resumable(plan: StagePlan, resume: bool) -> None:
                             "it, or choose another output_dir")
 
 
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def _distributed_on_cpu() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_cuda()
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_cuda()
 
 
 def _is_main_process() -> bool:
@@ -280,5 +278,6 @@ def _is_main_process() -> bool:
 
 
 def _say(message: str) -> None:
+    """Tell the user how the run goes (the CLI shows it on stderr unless --quiet); the main process only."""
     if _is_main_process():
-        print(f"llavidal train: {message}", file=sys.stderr, flush=True)
+        progress.info("llavidal train: %s", message)

@@ -16,8 +16,8 @@ modality-dropout draws. DDP, FSDP and DeepSpeed come with `Trainer` itself (``tr
 from __future__ import annotations
 
 import json
+import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,8 @@ from transformers import Trainer, TrainerCallback
 
 from llavidal_core.errors import LlavidalError
 from llavidal_core.write_failures import reporting_write_failures
+
+progress = logging.getLogger("llavidal.train")  # the compact progress lines (`llavidal_core.cli` shows them)
 
 
 class NonFiniteTrainingError(LlavidalError):
@@ -116,7 +118,7 @@ class LlavidalTrainer(Trainer):
         names = super().get_decay_parameter_names(model)
         unwrapped = self.accelerator.unwrap_model(model)
         if "embeddings" in unwrapped.trainable_parts and "llm" not in unwrapped.trainable_parts:
-            from llavidal_core.training.model_setup import embedding_weights
+            from llavidal_core.modeling.modeling_llavidal import embedding_weights
 
             embedding_ids = {id(weight) for weight in embedding_weights(unwrapped)}
             masked = {name for name, p in model.named_parameters() if id(p) in embedding_ids}
@@ -135,7 +137,8 @@ class _TokenRateBaseline(TrainerCallback):
 
 
 class CompactProgressCallback(TrainerCallback):
-    """Progress as one short line per log on stderr, for output that is not a terminal (a file, a CI log):
+    """Progress as one short line per log (on ``llavidal.train``, which the CLI prints on stderr), for output
+    that is not a terminal (a file, a CI log):
     ``llavidal train: stage main: step 40/120, epoch 1.0, loss 0.5437, lr 2.9e-03, 1186 tokens/s``.
 
     It replaces the Trainer's progress bar (which would write thousands of bar updates to a file) and its
@@ -154,7 +157,7 @@ class CompactProgressCallback(TrainerCallback):
             parts.append(f"lr {float(logs['learning_rate']):.1e}")
         if "tokens_per_second" in logs:
             parts.append(f"{float(logs['tokens_per_second']):.0f} tokens/s")
-        print(f"llavidal train: stage {self.stage}: " + ", ".join(parts), file=sys.stderr, flush=True)
+        progress.info("llavidal train: stage %s: %s", self.stage, ", ".join(parts))
 
 
 class JsonlLogCallback(TrainerCallback):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -67,7 +68,8 @@ def cache_key(*parts) -> str:
 
 
 def _say(message: str) -> None:
-    print(f"[llavidal demo] {message}", flush=True)
+    """Tell the user how the demo goes (the CLI shows it on stderr unless --quiet)."""
+    logging.getLogger("llavidal.demo").info("[llavidal demo] %s", message)
 
 
 def require_plugins() -> None:
@@ -162,53 +164,58 @@ def save_world_llm(directory: Path, world: Path, config: DemoConfig) -> Path:
 # -- features ---------------------------------------------------------------------------------------------------
 
 
-def extract_video_features(world: Path, store, clip: Path, config: DemoConfig) -> None:
-    from tqdm.auto import tqdm
+def cue_encoder_class(cue: str):
+    """The registered encoder class of ``cue`` (the demo reaches every cue through the plugin registry)."""
+    from llavidal_core.plugins import get_plugin_manager
 
-    from llavidal_video.encoder import VideoCueEncoder
+    return get_plugin_manager().cue(cue).encoder_factory()
 
-    videos = sorted((world / "videos").glob("*.mp4"))
-    todo = [v for v in videos if not store.has(video_id_for(v, world / "videos"), "video")]
+
+def extract_cue(cue: str, inputs: Path, store_dir: Path, build_encoder, note: str) -> None:
+    """Run the extraction engine over the world's files of ``cue`` (those not done yet) with the encoder
+    ``build_encoder()`` builds, noting ``note`` in each file's metadata; any failure is an error (the world is
+    generated, so a failure is a bug)."""
+    from llavidal_core.errors import LlavidalError
+    from llavidal_core.extraction import ERRORS_FILE, collect_inputs, index_by_video_id
+    from llavidal_core.extraction_engine import FeatureWriter, extract_features, suffix_filter
+
+    encoder_class = cue_encoder_class(cue)
+    writer = FeatureWriter(store_dir, cue)
+    found = index_by_video_id(collect_inputs([inputs], suffix_filter(encoder_class.input_suffixes)))
+    todo = [(video_id, path) for video_id, path in sorted(found.items()) if not writer.is_done(video_id)]
     if not todo:
         return
-    encoder = VideoCueEncoder.from_pretrained(str(clip), num_frames=config.video_frames, sampling="uniform",
-                                              pool="spatial", pool_stride=config.video_pool_stride)
-    metadata = {"note": "random tiny CLIP of the demo", **encoder.feature_metadata()}
-    for path in tqdm(todo, desc="video features (random tiny CLIP)", unit="video", disable=None):
-        store.write(video_id_for(path, world / "videos"), "video", encoder.encode([path])[0], metadata)
+    encoder = build_encoder(encoder_class).eval()
+    encoder.metadata_notes = {**(encoder.metadata_notes or {}), "note": note}
+    report = extract_features(encoder, todo, writer, description=f"{cue} features ({note})")
+    if report.failed:
+        raise LlavidalError(f"{report.failed} of the world's {cue} inputs failed; see {store_dir / ERRORS_FILE}")
 
 
-def object_encoder(world: Path, clip: Path, config: DemoConfig):
+def extract_video_features(world: Path, store_dir: Path, clip: Path, config: DemoConfig) -> None:
+    extract_cue("video", world / "videos", store_dir, lambda encoder_class: encoder_class.from_pretrained(
+        str(clip), num_frames=config.video_frames, sampling="uniform", pool="spatial",
+        pool_stride=config.video_pool_stride), "random tiny CLIP of the demo")
+
+
+def object_encoder(world: Path, clip: Path, config: DemoConfig, encoder_class=None):
     """The object cue's encoder with the world's annotated boxes (``annotations:``) standing in for BLIP-2 +
     OWLv2, which cannot be downloaded here, and the random tiny CLIP embedding the crops."""
-    from llavidal_object.encoder import ObjectCueEncoder
+    encoder_class = encoder_class or cue_encoder_class("object")
+    return encoder_class(tagger=None, detector=f"annotations:{(world / 'objects').resolve()}", encoder=str(clip),
+                         num_frames=config.world.frames_per_action * config.world.actions_per_video,
+                         min_track_length=2, max_objects=3).eval()
 
-    return ObjectCueEncoder(tagger=None, detector=f"annotations:{(world / 'objects').resolve()}", encoder=str(clip),
-                            num_frames=config.world.frames_per_action * config.world.actions_per_video,
-                            min_track_length=2, max_objects=3).eval()
 
-
-def extract_object_features(world: Path, store, clip: Path, config: DemoConfig) -> None:
-    from tqdm.auto import tqdm
-
-    videos = sorted((world / "videos").glob("*.mp4"))
-    todo = [v for v in videos if not store.has(video_id_for(v, world / "videos"), "object")]
-    if not todo:
-        return
-    encoder = object_encoder(world, clip, config)
-    metadata = {"note": "annotated boxes of the miniature world (stand in for BLIP-2 + OWLv2), random tiny CLIP",
-                **encoder.feature_metadata()}
-    for path in tqdm(todo, desc="object features (annotated boxes, random tiny CLIP)", unit="video",
-                     disable=None):
-        result, _ = encoder.extract(str(path))
-        store.write(video_id_for(path, world / "videos"), "object", result.features,
-                    {**metadata, **result.metadata()})
+def extract_object_features(world: Path, store_dir: Path, clip: Path, config: DemoConfig) -> None:
+    extract_cue("object", world / "videos", store_dir,
+                lambda encoder_class: object_encoder(world, clip, config, encoder_class),
+                "annotated boxes of the miniature world (stand in for BLIP-2 + OWLv2), random tiny CLIP")
 
 
 def extract_pose_features(world: Path, store_dir: Path, models: Path, config: DemoConfig) -> None:
     from llavidal_core.features import FeatureStore
     from llavidal_core.world.actions import WORLD_ACTIONS
-    from llavidal_pose.extraction import extract
     from llavidal_pose.text import action_prompts
     from llavidal_pose.training import TrainConfig, train_poseclip
 
@@ -229,7 +236,8 @@ def extract_pose_features(world: Path, store_dir: Path, models: Path, config: De
             "training": {"steps": config.pose_steps, "batch_size": 32, "learning_rate": 2e-3, "device": "cpu"},
         }), log=lambda message: None)
         _say(f"PoseCLIP zero-shot accuracy on held-out motions: {result.eval_accuracy:.3f}")
-    extract([str(world / "skeletons")], store_dir, str(poseclip), device="cpu", progress=None)
+    extract_cue("pose", world / "skeletons", store_dir,
+                lambda encoder_class: encoder_class.from_pretrained(str(poseclip)), "PoseCLIP trained on the world")
 
 
 # -- training and evaluation --------------------------------------------------------------------------------------
@@ -419,8 +427,8 @@ def run_demo(out: str | Path, config: DemoConfig = DemoConfig()) -> dict:
     build_world(world, config.world)
     clip = save_random_clip(models / "clip", config.clip_image_size, config.seed)
     store = FeatureStore(features)
-    extract_video_features(world, store, clip, config)
-    extract_object_features(world, store, clip, config)
+    extract_video_features(world, features, clip, config)
+    extract_object_features(world, features, clip, config)
     extract_pose_features(world, features, models, config)
     llm = save_world_llm(models / llm_folder_name(config), world, config)
     sample_id = sorted(store.video_ids())[0]

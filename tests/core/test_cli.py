@@ -1,6 +1,7 @@
 """The ``llavidal`` command line: version, plugins listing, plugin commands, errors, import cost."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from llavidal_core import LlavidalError, __version__, hookimpl
+from llavidal_core.errors import UsageError
 from llavidal_core.cli import main
 
 
@@ -76,6 +78,80 @@ def test_user_errors_print_one_line_and_exit_1(capsys, llavidal_plugins):
     assert main(["greet", "fail"]) == 1
     err = capsys.readouterr().err
     assert err == "llavidal: error: clip.mp4: this video has no frames\n"
+
+
+def test_a_usage_error_prints_one_line_and_exits_2(capsys, llavidal_plugins):
+    class Picky:
+        @hookimpl
+        def llavidal_register_commands(self, register):
+            register(("picky",), help="refuses its command line", run=self.run)
+
+        @staticmethod
+        def run(args):
+            raise UsageError("--top must be at least 1, got 0")
+
+    llavidal_plugins.register(Picky(), name="picky")
+    assert main(["picky"]) == 2
+    assert capsys.readouterr().err == "llavidal: error: --top must be at least 1, got 0\n"
+
+
+class TalkativePlugin:
+    """``llavidal talk``: logs what a command reports as it runs, a library detail, a debug line and a warning."""
+
+    @hookimpl
+    def llavidal_register_commands(self, register):
+        register(("talk",), help="log at every level", run=self.run)
+
+    @staticmethod
+    def run(args):
+        logging.getLogger("llavidal.talk").info("talk: step 1 of 2")
+        library = logging.getLogger("llavidal_core.talkative")
+        library.info("a library detail")
+        library.debug("a debug line")
+        library.warning("a warning")
+        print("the answer")
+
+
+def test_by_default_command_progress_and_warnings_show_library_details_do_not(capsys, llavidal_plugins):
+    llavidal_plugins.register(TalkativePlugin(), name="talkative")
+    assert main(["talk"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "the answer\n"
+    assert captured.err == "talk: step 1 of 2\nllavidal: warning: a warning\n"  # a warning says it is one
+
+
+def test_quiet_shows_only_warnings_and_errors(capsys, llavidal_plugins):
+    llavidal_plugins.register(TalkativePlugin(), name="talkative")
+    assert main(["--quiet", "talk"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "the answer\n" and captured.err == "llavidal: warning: a warning\n"
+    assert main(["-q", "talk"]) == 0
+    assert capsys.readouterr().err == "llavidal: warning: a warning\n"
+
+
+def test_verbose_shows_the_library_details_and_debug_lines(capsys, llavidal_plugins):
+    llavidal_plugins.register(TalkativePlugin(), name="talkative")
+    assert main(["--verbose", "talk"]) == 0
+    assert capsys.readouterr().err == "talk: step 1 of 2\na library detail\na debug line\nllavidal: warning: a warning\n"
+    assert main(["-v", "talk"]) == 0
+    assert "a debug line" in capsys.readouterr().err
+
+
+def test_quiet_and_verbose_together_are_a_usage_error(capsys, llavidal_plugins):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-q", "-v", "plugins"])
+    assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_main_leaves_logging_as_it_found_it(capsys, llavidal_plugins):
+    llavidal_plugins.register(TalkativePlugin(), name="talkative")
+    loggers = [logging.getLogger(name) for name in ("llavidal", "llavidal_core")]
+    before = [(logger.level, list(logger.handlers)) for logger in loggers]
+    assert main(["-v", "talk"]) == 0
+    assert [(logger.level, list(logger.handlers)) for logger in loggers] == before
+    capsys.readouterr()
+    assert main(["talk"]) == 0  # a second call prints each line once
+    assert capsys.readouterr().err.count("talk: step 1 of 2") == 1
 
 
 def test_two_plugins_with_one_command_are_named_and_plugins_still_lists(capsys, llavidal_plugins):

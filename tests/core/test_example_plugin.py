@@ -28,7 +28,7 @@ def installed_example(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_installing_the_example_makes_it_appear_in_plugins(installed_example):
+def test_installing_the_example_makes_it_appear_in_plugins(installed_example, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LLAVIDAL_")}
     env["PYTHONPATH"] = str(installed_example)
     result = subprocess.run([sys.executable, "-m", "llavidal_core", "plugins"], capture_output=True, text=True,
@@ -37,6 +37,16 @@ def test_installing_the_example_makes_it_appear_in_plugins(installed_example):
     example = next(r for r in json.loads(result.stdout) if r["name"] == "imu")
     assert example["distribution"] == "llavidal-imu-stats" and example["cues"] == ["imu"]
     assert example["version"] == "0.1.0" and not example["builtin"]
+    assert "extract imu" in example["commands"]
+
+    recording = tmp_path / "wrist.csv"  # the installed plugin's cue is extracted by the core's engine
+    np.savetxt(recording, np.column_stack([np.arange(32) / 50.0, np.ones((32, 3))]), delimiter=",")
+    result = subprocess.run([sys.executable, "-m", "llavidal_core", "extract", "imu", str(recording),
+                             "--out", str(tmp_path / "features")], capture_output=True, text=True, env=env,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "1 written, 0 already done, 0 failed" in result.stderr
+    assert (tmp_path / "features" / "wrist.safetensors").is_file()
 
 
 def test_example_encoder_turns_a_csv_into_window_statistics(llavidal_plugins, tmp_path, monkeypatch):

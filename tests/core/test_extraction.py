@@ -9,16 +9,15 @@ import torch
 
 from llavidal_core import __version__
 
+from llavidal_core.devices import choose_device
+from llavidal_core.errors import UsageError
 from llavidal_core.extraction import (
     ERRORS_FILE,
-    ExtractionUsageError,
-    choose_device,
     collect_inputs,
     distributed_slot,
     has_cue,
     index_by_video_id,
     record_failure,
-    report_summary,
     shard_for_rank,
 )
 
@@ -43,9 +42,9 @@ def test_inputs_from_files_folders_and_lists(tmp_path):
                                                                         "videos/deeper/b.mp4"]
     assert [p.video_id for p in found] == ["c", "a", "deeper/b"]
     listing.write_text("absent.mp4\n")
-    with pytest.raises(ExtractionUsageError, match=r"more.txt:1: no such file 'absent.mp4'"):
+    with pytest.raises(UsageError, match=r"more.txt:1: no such file 'absent.mp4'"):
         collect_inputs([listing], is_clip)
-    with pytest.raises(ExtractionUsageError, match="nowhere: no such file or folder"):
+    with pytest.raises(UsageError, match="nowhere: no such file or folder"):
         collect_inputs([tmp_path / "nowhere"], is_clip)
 
 
@@ -71,7 +70,7 @@ def test_a_list_is_the_root_of_its_relative_paths(tmp_path):
     assert index_by_video_id(collect_inputs([listing], is_clip)) == {
         "P03/P03T01C05/clips/clip_1": first, "P04/P04T02C01/clips/clip_1": second, "clip_9": elsewhere}
     listing.write_text("../elsewhere/clip_9.mp4\n")
-    with pytest.raises(ExtractionUsageError, match=r"test.lst:1: '../elsewhere/clip_9.mp4' goes up out of the list"):
+    with pytest.raises(UsageError, match=r"test.lst:1: '../elsewhere/clip_9.mp4' goes up out of the list"):
         collect_inputs([listing], is_clip)
 
 
@@ -82,7 +81,7 @@ def test_one_file_reached_twice(tmp_path):
     listing.write_text("sub/a.mp4\n")
     found = collect_inputs([tmp_path / "videos", listing], is_clip)  # the same id both ways: counted once
     assert [(found_input.path, found_input.video_id) for found_input in found] == [(clip, "sub/a")]
-    with pytest.raises(ExtractionUsageError, match=r"given twice with two video ids, 'sub/a' .* and 'a'"):
+    with pytest.raises(UsageError, match=r"given twice with two video ids, 'sub/a' .* and 'a'"):
         collect_inputs([tmp_path / "videos", clip], is_clip)
 
 
@@ -90,29 +89,29 @@ def test_two_inputs_with_one_id_are_named(tmp_path):
     assert index_by_video_id([tmp_path / "x.mp4"]) == {"x": tmp_path / "x.mp4"}
     first, second = tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4"
     touch(first, second)
-    with pytest.raises(ExtractionUsageError, match=r"'clip' \(its path under.*\): .*a/clip.mp4 and .*b/clip.mp4") as error:
+    with pytest.raises(UsageError, match=r"'clip' \(its path under.*\): .*a/clip.mp4 and .*b/clip.mp4") as error:
         index_by_video_id(collect_inputs([first.parent, second.parent], is_clip))
     assert "first dot" not in str(error.value)
     dotted = tmp_path / "b" / "clip.v2.mp4"
     touch(dotted)
     assert set(index_by_video_id(collect_inputs([tmp_path / "b"], is_clip))) == {"clip", "clip.v2"}
-    with pytest.raises(ExtractionUsageError, match=r"'clip' \(the original's .pkl naming.*first dot\)"):
+    with pytest.raises(UsageError, match=r"'clip' \(the original's .pkl naming.*first dot\)"):
         index_by_video_id(collect_inputs([tmp_path / "b"], is_clip), legacy=True)
-    with pytest.raises(ExtractionUsageError, match=r"\.mp4.*starts with '\.'"):
+    with pytest.raises(UsageError, match=r"\.mp4.*starts with '\.'"):
         index_by_video_id([tmp_path / ".mp4"])
 
 
 def test_shards_cover_every_input_once(monkeypatch):
     items = list(range(10))
     assert sorted(sum((shard_for_rank(items, r, 3) for r in range(3)), [])) == items
-    with pytest.raises(ExtractionUsageError):
+    with pytest.raises(UsageError):
         shard_for_rank(items, 3, 3)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed_slot() == (1, 2, 1)
     monkeypatch.setenv("RANK", "one")
-    with pytest.raises(ExtractionUsageError, match="integers"):
+    with pytest.raises(UsageError, match="integers"):
         distributed_slot()
 
 
@@ -162,28 +161,10 @@ def test_an_unreadable_feature_file_counts_as_not_done(tmp_path):
 def test_device_follows_local_rank(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert choose_device(None, 0) == torch.device("cpu") and choose_device("auto", 3) == torch.device("cpu")
-    with pytest.raises(ExtractionUsageError, match="CUDA is not available"):
+    with pytest.raises(UsageError, match="CUDA is not available"):
         choose_device("cuda", 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     assert choose_device("auto", 2) == torch.device("cuda:2")
     assert choose_device("cuda", 5) == torch.device("cuda:1")
     assert choose_device("cuda:3", 0) == torch.device("cuda:3")
-
-
-def test_usage_errors_become_one_line_and_exit_2(capsys):
-    from llavidal_core.extraction import run_reporting_usage_errors
-
-    def refuse(args):
-        raise ExtractionUsageError(f"{args}: bad")
-
-    assert run_reporting_usage_errors(refuse, "--workers -1") == 2
-    assert capsys.readouterr().err == "llavidal: error: --workers -1: bad\n"
-    assert run_reporting_usage_errors(lambda args: 3, None) == 3
-
-
-def test_the_summary_names_the_errors_log_only_when_something_failed(tmp_path, capsys):
-    assert report_summary("video", 3, 1, 0, tmp_path) == 0
-    assert capsys.readouterr().err == "video: 3 written, 1 already done, 0 failed\n"
-    assert report_summary("[rank 1/2]", 0, 2, 1, tmp_path) == 3
-    assert capsys.readouterr().err == f"[rank 1/2]: 0 written, 2 already done, 1 failed (see {tmp_path / ERRORS_FILE})\n"

@@ -17,7 +17,7 @@ GOOD_VIDEOS = ["nasa_13013", "ntu_sample", "video_0"]
 @pytest.fixture
 def models(tiny_owlv2_dir, tiny_clip_dir):
     return ["--detector", str(tiny_owlv2_dir), "--encoder", str(tiny_clip_dir), "--num-frames", "3",
-            "--batch-size", "4"]
+            "--frame-batch-size", "4"]
 
 
 def test_extracts_a_folder_records_the_corrupt_video_and_resumes(object_plugin, models, shared_data, tmp_path,

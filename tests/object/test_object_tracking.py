@@ -58,3 +58,21 @@ def test_points_are_spread_along_the_track_and_repeat_when_it_is_short():
 def test_no_detections_no_tracks():
     assert link_detections({0: [], 5: []}) == []
     assert link_detections({}) == []
+
+
+def test_an_iou_exactly_at_the_threshold_links_and_empty_boxes_never_do():
+    # IoU((0,0,10,10), (0,0,10,5)) is exactly 0.5: linking needs IoU >= threshold (unlike NMS's strict >)
+    half = {0: [Detection(0, (0, 0, 10, 10), "cup", 0.9)], 1: [Detection(1, (0, 0, 10, 5), "cup", 0.9)]}
+    assert [t.length for t in link_detections(half, iou_threshold=0.5)] == [2]
+    assert [t.length for t in link_detections(half, iou_threshold=0.51)] == [1, 1]
+    # two identical points: torchvision's IoU is 0 / 0 = NaN, ours 0, and an IoU of 0 never links
+    points = {0: [Detection(0, (3, 3, 3, 3), "cup", 0.9)], 1: [Detection(1, (3, 3, 3, 3), "cup", 0.9)]}
+    assert [t.length for t in link_detections(points, iou_threshold=0.0)] == [1, 1]
+
+
+def test_each_open_track_takes_its_best_box_when_many_overlap():
+    # three tracks and three boxes per frame, all overlapping: the IoU matrix is used as a whole, best pair first
+    first = [Detection(0, (x, 0, x + 10, 10), "cup", 0.9 - x / 100) for x in (0, 4, 8)]
+    second = [Detection(1, (x, 0, x + 10, 10), "cup", 0.5 + x / 100) for x in (9, 1, 5)]
+    tracks = link_detections({0: first, 1: second}, iou_threshold=0.1)
+    assert [[d.box[0] for d in t.detections] for t in tracks] == [[0, 1], [4, 5], [8, 9]]

@@ -1,6 +1,7 @@
 """``llavidal demo`` end to end on a very small world: every step runs, results.json has its shape, reruns reuse."""
 
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,11 +34,13 @@ def cue_plugins(llavidal_plugins):
 
 
 @pytest.mark.slow
-def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, cue_plugins, monkeypatch, capsys):
+def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, cue_plugins, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)  # a relative output folder, as `make demo` gives it
+    caplog.set_level(logging.INFO, logger="llavidal.demo")  # what the CLI shows on stderr as the demo goes
     out = Path("llavidal-demo")
     summary = run_demo(out, SMALL)
-    assert "building the miniature world in" in capsys.readouterr().out
+    assert "building the miniature world in" in caplog.text
+    caplog.clear()
     assert list(summary["cue_sets"]) == ["video", "video+pose", "video+object", "video+pose+object"]
     for result in summary["cue_sets"].values():
         assert result["n"] == 3 * 2 and 0.0 <= result["ci95"][0] <= result["accuracy"] <= result["ci95"][1] <= 1.0
@@ -49,7 +52,7 @@ def test_demo_runs_every_step_and_reuses_its_cache(tmp_path, cue_plugins, monkey
     stamps = {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")}
     assert len(stamps) == len(CUE_SETS) and {p.parent.name for p in stamps} == {cue_set_name(c) for c in CUE_SETS}
     assert run_demo(out, SMALL)["cue_sets"] == summary["cue_sets"]  # evaluated again, nothing retrained
-    said = capsys.readouterr().out
+    said = caplog.text
     assert "using the miniature world already built in" in said and "building the miniature world" not in said
     assert {p: p.stat().st_mtime_ns for p in runs.glob("*/model.safetensors")} == stamps
 

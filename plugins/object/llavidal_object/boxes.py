@@ -4,11 +4,25 @@ Boxes are ``(x1, y1, x2, y2)`` floats in the pixels of the frame as decoded. OWL
 bottom and right to a square of side ``max(H, W)`` before resizing it, so its normalised boxes are fractions
 of that square, not of the frame: `owlv2_boxes_to_pixels` multiplies both axes by ``max(H, W)`` and then
 clips to the frame (a box may reach into the padding).
+
+IoU and NMS are torchvision's (`torchvision.ops.box_iou`, `torchvision.ops.batched_nms`), run in float64 on
+the CPU, with three guards that keep this module's documented behaviour where torchvision's differs:
+
+- ``torchvision.ops.box_iou`` gives NaN (0 / 0) for two empty boxes and may give ``-0.0`` for an inverted
+  one; `box_iou` turns both into ``0.0`` ("empty boxes give 0").
+- Tied scores: torchvision does not promise which tied box wins, and above 1000 boxes on the CPU it orders
+  the kept boxes with an unstable sort. `per_class_nms` hands it distinct ranks (by score, then index)
+  instead of the raw scores, so a tie always goes to the earlier box.
+- ``batched_nms`` separates the classes by shifting each class's boxes by ``label x (max coordinate + 1)``,
+  which lets classes overlap when a coordinate is below -1. `per_class_nms` first translates such boxes
+  so that the smallest coordinate is 0 (IoU does not change under translation).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torchvision
 
 
 def owlv2_boxes_to_pixels(pred_boxes, height: int, width: int) -> np.ndarray:
@@ -26,38 +40,61 @@ def owlv2_boxes_to_pixels(pred_boxes, height: int, width: int) -> np.ndarray:
 
 
 def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Areas (square pixels, float64 ``(N,)``) of ``(N, 4)`` xyxy boxes; an inverted side counts as 0.
+
+    Unlike `torchvision.ops.box_area`, which multiplies the signed sides.
+    """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return (boxes[:, 2] - boxes[:, 0]).clip(0) * (boxes[:, 3] - boxes[:, 1]).clip(0)
 
 
 def box_iou(a, b) -> np.ndarray:
-    """Pairwise intersection over union of ``(N, 4)`` and ``(M, 4)`` xyxy boxes → ``(N, M)``; empty boxes give 0."""
-    a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
-    top_left = np.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (bottom_right - top_left).clip(0).prod(axis=2)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` pixel xyxy boxes → float64 ``(N, M)``; empty boxes give 0.
+
+    A single box may be given as a flat ``(4,)`` sequence. Computed by `torchvision.ops.box_iou` in float64;
+    its NaN (two empty boxes) and ``-0.0`` (an inverted box) come back as ``0.0``.
+    """
+    a = torch.as_tensor(np.asarray(a, dtype=np.float64).reshape(-1, 4))
+    b = torch.as_tensor(np.asarray(b, dtype=np.float64).reshape(-1, 4))
+    iou = torchvision.ops.box_iou(a, b).numpy()
+    return np.nan_to_num(iou, nan=0.0) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def per_class_nms(boxes, scores, labels, iou_threshold: float) -> list[int]:
     """Greedy non-maximum suppression within each label; the kept indices, by descending score.
 
-    Ties in score keep the earlier box. A box overlapping a kept box of the same label by more than
-    ``iou_threshold`` is dropped; boxes of different labels never suppress each other.
+    Args:
+        boxes: ``(N, 4)`` pixel xyxy boxes.
+        scores: ``(N,)`` scores; ties keep the earlier box (and list it first). NaN scores rank last.
+        labels: ``(N,)`` labels of any comparable kind (ints, strings); boxes of different labels never
+            suppress each other.
+        iou_threshold: a box whose IoU with a kept, higher-ranked box of its label is strictly greater than
+            this is dropped (an IoU exactly at the threshold is kept). Empty boxes never suppress nor are
+            suppressed for a threshold >= 0.
+
+    Returns:
+        The kept indices into ``boxes`` (python ints), best score first. Computed by
+        `torchvision.ops.batched_nms` in float64; its per-class coordinate offsets round non-integer
+        coordinates, which can move an IoU lying within float64 rounding of the threshold to the other side.
     """
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     labels = np.asarray(labels).reshape(-1)
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    kept: list[int] = []
-    for index in order:
-        same_label = [k for k in kept if labels[k] == labels[index]]
-        if same_label and box_iou(boxes[index], boxes[same_label]).max() > iou_threshold:
-            continue
-        kept.append(index)
-    return kept
+    if not len(boxes) == len(scores) == len(labels):
+        raise ValueError(f"need as many boxes, scores and labels, got {len(boxes)}, {len(scores)}, {len(labels)}")
+    if len(boxes) == 0:
+        return []
+    order = np.argsort(-scores, kind="stable")  # by descending score, ties by index; NaN last
+    ranks = torch.arange(len(order), 0, -1, dtype=torch.float64)  # distinct scores in that order
+    _, label_ids = np.unique(labels[order], return_inverse=True)
+    ordered = boxes[order]
+    lowest = ordered.min()
+    if lowest < 0:
+        ordered = ordered - lowest
+    keep = torchvision.ops.batched_nms(torch.as_tensor(ordered), ranks,
+                                       torch.as_tensor(label_ids.reshape(-1), dtype=torch.int64),
+                                       float(iou_threshold))
+    return order[keep.numpy()].tolist()
 
 
 def square_crop_window(box, height: int, width: int, context: float = 0.1) -> tuple[int, int, int, int]:

@@ -10,18 +10,15 @@ EXTRACT_HELP = "extract object cue features (BLIP-2 tags, OWLv2 tracks, CLIP cro
 
 
 def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    from llavidal_core.commands.extraction import ENGINE_DESCRIPTION, add_extraction_arguments
+
     parser.description = (
         "Extract the object cue: BLIP-2 names the objects on a few keyframes (or --tags gives them), OWLv2 "
         "finds them on --num-frames frames, detections are linked into tracks, and the best --max-objects "
-        "tracks each give 8 CLIP crop features. INPUT is a video file, a folder (searched recursively for "
-        "video files) or a text file listing paths, one per line. Each video is written as "
-        "OUT/<video_id>.safetensors (tensor 'object', shape (n, 8, D); tags and trajectories as JSON in its "
-        "metadata); videos already holding the cue are skipped. Videos that cannot be decoded are listed in "
-        "OUT/errors.jsonl. Exit code: 0 all done, 3 some failed (the rest were written), 2 usage error. "
-        "Under torchrun, RANK/WORLD_SIZE split the sorted inputs between processes."
+        "tracks each give 8 CLIP crop features (tensor 'object', shape (n, 8, D); tags and trajectories as JSON "
+        f"in its metadata). {ENGINE_DESCRIPTION}"
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or lists of paths")
-    parser.add_argument("--out", required=True, help="output folder (a feature store)")
+    add_extraction_arguments(parser, workers=0, batch_size=1, inputs_help="video files, folders or lists of paths")
     parser.add_argument("--tagger", default=DEFAULT_TAGGER,
                         help="BLIP-2 model folder or Hub id, with its processor (default: %(default)s)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR,
@@ -49,15 +46,47 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
                         help="IoU linking a box to a track (default: 0.3)")
     parser.add_argument("--decoder", choices=("auto", "decord", "pyav"), default="auto",
                         help="video decoder (default: auto = decord, then PyAV)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per model forward pass (default: 8)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available; under "
-                                                       "torchrun cuda:LOCAL_RANK)")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
-                        help="model precision (default: float32 on CPU, float16 on CUDA)")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--frame-batch-size", type=int, default=8,
+                        help="frames per model forward pass (default: 8)")
+
+
+def _checked_tags(args: argparse.Namespace) -> tuple[list[str] | None, list[str]]:
+    """``(tags, stop_words)`` from the command line; bad numbers or empty --tags are usage errors."""
+    from llavidal_core.errors import UsageError
+    from llavidal_object.tags import split_user_tags
+
+    for name in ("num_frames", "keyframes", "max_tags", "min_track_length", "frame_batch_size"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if args.max_objects < 0 or args.max_gap < 0:
+        raise UsageError("--max-objects and --max-gap must be 0 or more")
+    for name in ("score_threshold", "nms_iou", "track_iou"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} must be within [0, 1]")
+    stop_words = [w for w in args.stop_words.split(",") if w.strip()]
+    if args.tags is None:
+        return None, stop_words
+    try:
+        return split_user_tags(args.tags, stop_words), stop_words
+    except ValueError as exc:
+        raise UsageError(f"--tags: {exc}") from exc
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from llavidal_object.extract import run_extraction
+    from llavidal_core.commands.extraction import run_extract_command
+    from llavidal_core.video_ids import VIDEO_EXTENSIONS
 
-    return run_extraction(args)
+    tags, stop_words = _checked_tags(args)
+
+    def build(device, dtype):
+        from llavidal_object.encoder import ObjectCueEncoder
+
+        return ObjectCueEncoder(
+            tagger=args.tagger, detector=args.detector, encoder=args.encoder, tags=tags, stop_words=stop_words,
+            num_frames=args.num_frames, num_keyframes=args.keyframes, max_tags=args.max_tags,
+            score_threshold=args.score_threshold, nms_iou=args.nms_iou, track_iou=args.track_iou,
+            max_gap=args.max_gap, min_track_length=args.min_track_length, max_objects=args.max_objects,
+            decoder=args.decoder, batch_size=args.frame_batch_size, dtype=str(dtype).removeprefix("torch."),
+        ).to(device)
+
+    return run_extract_command(args, "object", build, sorted(VIDEO_EXTENSIONS))

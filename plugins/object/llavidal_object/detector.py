@@ -3,7 +3,8 @@
 Each frame is sent to `Owlv2ForObjectDetection` with one text query per tag (``"a photo of a {tag}"``). As in
 transformers' post-processing, a box's score is the sigmoid of its best query logit and its label that
 query; boxes under ``score_threshold`` are dropped, the rest are mapped back through OWLv2's square padding
-(`llavidal_object.boxes.owlv2_boxes_to_pixels`) and thinned by per-class NMS.
+(`llavidal_object.boxes.owlv2_boxes_to_pixels`) and thinned by per-class NMS
+(`llavidal_object.boxes.per_class_nms`, i.e. `torchvision.ops.batched_nms`; ties go to the earlier box).
 
 OWLv2's image processor blurs before it resizes, with a kernel that grows with the shrink factor (a 1080p
 frame for a 32-pixel input takes minutes on a CPU). Frames whose longer side is more than twice the
@@ -29,7 +30,8 @@ def detections_from_owlv2(logits, pred_boxes, height: int, width: int, labels: S
                           score_threshold: float = 0.1, nms_iou: float = 0.3) -> list[Detection]:
     """One image's OWLv2 outputs (``(P, Q)`` logits, ``(P, 4)`` normalised cxcywh boxes) → `Detection` list.
 
-    Detections come by descending score; boxes left with no area after clipping to the frame are dropped.
+    Detections come by descending score, with pixel xyxy boxes in the ``height x width`` frame; boxes left
+    with no area after clipping to the frame are dropped before NMS.
     """
     logits = np.asarray(logits, dtype=np.float64)[:, :len(labels)]
     scores = 1.0 / (1.0 + np.exp(-logits.max(axis=1)))

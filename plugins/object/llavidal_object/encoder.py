@@ -3,32 +3,60 @@
 The encoder is a pipeline over three pretrained models named by folder or Hub id. ``save_pretrained``
 writes only ``config.json`` (those names and the chain's options): the weights stay in the three models'
 own folders, and ``from_pretrained`` loads them from there again. The three models are sub-modules, so
-``.to(device, dtype)`` moves all of them. `extract` gives the full result (features ``(n, 8, D)``, tags,
-trajectories); `encode_one`, the `CueEncoder` contract, flattens the features to ``(8 n, D)`` rows.
+``.to(device, dtype)`` moves all of them. In the two phases of a `CueEncoder`: ``prepare(path)`` reads the
+sampled frames (and, with ``annotations:DIR``, the video's boxes) on the CPU; ``forward(samples)`` runs the
+chain on each and gives features ``(n, 8, D)`` with tags and trajectories as metadata (`encode` flattens
+them to ``(8 n, D)`` rows). `extract` gives one video's full result.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from llavidal_core.encoder import CueEncoder
+from llavidal_core.encoder import CueEncoder, EncodedFeatures
 from llavidal_core.encoder_records import EncoderRecord
+from llavidal_core.video_ids import VIDEO_EXTENSIONS
 from llavidal_core.seed_cues import OBJECT
 from llavidal_object import __version__
-from llavidal_object.annotations import ANNOTATIONS_PREFIX, AnnotationFolder, is_annotations_source
+from llavidal_object.annotations import (ANNOTATIONS_PREFIX, AnnotatedTracks, AnnotationFolder,
+                                         is_annotations_source)
 from llavidal_object.crop_encoder import ClipCropEncoder
 from llavidal_object.detector import DEFAULT_QUERY_TEMPLATE, Owlv2Detector
 from llavidal_object.frames import VideoFrames, read_video_frames
 from llavidal_object.models import (DEFAULT_DETECTOR, DEFAULT_ENCODER, DEFAULT_TAGGER, load_crop_encoder,
                                    load_model_and_processor)
-from llavidal_object.pipeline import ObjectExtraction, ObjectOptions, extract_objects
+from llavidal_object.pipeline import ObjectExtraction, ObjectOptions, extract_objects, options_metadata
 from llavidal_object.tagger import DEFAULT_PROMPT, Blip2Tagger
 from llavidal_object.tags import split_user_tags
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class ObjectInput:
+    """One prepared video: its sampled frames and, with ``annotations:DIR``, its annotated boxes."""
+
+    frames: VideoFrames
+    annotated: AnnotatedTracks | None = None
+
+
+@dataclass(frozen=True)
+class ObjectInputReader:
+    """The picklable path → `ObjectInput` step (no model weights), for DataLoader workers."""
+
+    num_frames: int
+    decoder: str = "auto"
+    annotations: AnnotationFolder | None = None
+
+    def __call__(self, path) -> ObjectInput:
+        annotated = self.annotations.for_video(path) if self.annotations is not None else None
+        return ObjectInput(read_video_frames(str(path), self.num_frames, self.decoder), annotated)
 
 
 class ObjectCueEncoder(CueEncoder):
@@ -51,6 +79,7 @@ class ObjectCueEncoder(CueEncoder):
     """
 
     reads_video_files = True
+    input_suffixes = tuple(sorted(VIDEO_EXTENSIONS))
 
     def __init__(self, *, tagger: str | None = DEFAULT_TAGGER, detector: str = DEFAULT_DETECTOR,
                  encoder: str = DEFAULT_ENCODER, tags: list[str] | None = None, stop_words: list[str] | None = None,
@@ -102,23 +131,39 @@ class ObjectCueEncoder(CueEncoder):
                         f"points along each of up to {self.options.max_objects} tracks of {boxes} on "
                         f"{self.num_frames} frames")
 
-    def extract_frames(self, path: str) -> VideoFrames:
-        return read_video_frames(path, self.num_frames, self.decoder)
+    def prepare(self, raw) -> ObjectInput:
+        """Read a video's sampled frames (and its annotated boxes): CPU only. Raises
+        `llavidal_video.decoding.VideoDecodeError`, or a `LlavidalError` for a video without annotations."""
+        return raw if isinstance(raw, ObjectInput) else self.preparer()(raw)
 
+    def preparer(self, in_worker: bool = False) -> ObjectInputReader:
+        return ObjectInputReader(self.num_frames, self.decoder, self.annotations)
+
+    def forward(self, samples: Sequence[ObjectInput]) -> list[EncodedFeatures]:
+        """Run the chain (tags, detection, tracks, crops) on each prepared video: features ``(n, 8, D)``."""
+        outputs = []
+        for sample in samples:
+            result = self._run_chain(sample)
+            video = sample.frames
+            outputs.append(EncodedFeatures(result.features, {
+                **result.metadata(), "decoder": video.decoder, "frames": str(len(video.indices)),
+                "total_frames": str(video.total_frames), "frame_indices": json.dumps(video.indices),
+                "layout": "objects,points,features"}))
+        return outputs
+
+    @torch.inference_mode()
     def extract(self, path: str) -> tuple[ObjectExtraction, VideoFrames]:
         """``(result, frames)`` for one video: features ``(n, 8, D)`` with tags and trajectories, and its frames."""
-        video = self.extract_frames(path)
-        detector, tags = self.detector, self.tags
-        if self.annotations is not None:
-            detector = self.annotations.for_video(path)
-            tags = tags if tags is not None else [t for t in detector.labels if t not in self.stop_words]
-        result = extract_objects(video, detector=detector, crop_encoder=self.crop_encoder, tagger=self.tagger,
-                                 tags=tags, stop_words=self.stop_words, options=self.options)
-        return result, video
+        sample = self.prepare(path)
+        return self._run_chain(sample), sample.frames
 
-    def encode_one(self, raw: str) -> torch.Tensor:
-        features = self.extract(str(raw))[0].features
-        return features.reshape(-1, features.shape[-1])
+    def _run_chain(self, sample: ObjectInput) -> ObjectExtraction:
+        detector, tags = self.detector, self.tags
+        if sample.annotated is not None:
+            detector = sample.annotated
+            tags = tags if tags is not None else [t for t in detector.labels if t not in self.stop_words]
+        return extract_objects(sample.frames, detector=detector, crop_encoder=self.crop_encoder, tagger=self.tagger,
+                               tags=tags, stop_words=self.stop_words, options=self.options)
 
     def encoder_record(self) -> EncoderRecord:
         """Every ``__init__`` option (model names and the chain's knobs); the three models are copied with a
@@ -131,8 +176,15 @@ class ObjectCueEncoder(CueEncoder):
                              dtype=dtype)
 
     def describe(self) -> dict[str, str]:
-        """What produced the features, for the feature store's metadata."""
+        """What produced the features: the names of the models used."""
         return {key: str(value) for key, value in self.names.items() if value is not None}
+
+    def feature_metadata(self) -> dict[str, str]:
+        """The spec and record (`CueEncoder.feature_metadata`), the models used and the chain's settings."""
+        config = self._hub_mixin_config or {}
+        return {**self.describe(), **options_metadata(self.options), "num_frames": str(self.num_frames),
+                "score_threshold": str(config.get("score_threshold", 0.1)), "nms_iou": str(config.get("nms_iou", 0.3)),
+                "dtype": str(config.get("dtype", "float32")), **super().feature_metadata()}
 
     def _save_pretrained(self, save_directory: Path) -> None:
         """Nothing besides ``config.json``: the weights are the three named models'."""

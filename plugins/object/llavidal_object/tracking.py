@@ -1,10 +1,12 @@
 """Object tracks: linking per-frame detections over time, ranking the tracks, and sampling points along them.
 
 `link_detections` is greedy: frame by frame, each open track is offered the detections of its own label,
-best IoU with the track's last box first, as long as the IoU reaches ``iou_threshold``; a detection nobody
-takes starts a new track. A track that has not been extended for more than ``max_gap`` sampled frames is
-closed. `select_tracks` drops tracks shorter than ``min_length`` detections and keeps the ``max_objects``
-best by (mean score x length). `sample_track_points` picks the detections the features are taken at.
+best IoU with the track's last box first, as long as the IoU reaches ``iou_threshold`` (and is above 0, so
+empty boxes never link); a detection nobody takes starts a new track. IoU is `llavidal_object.boxes.box_iou`
+(torchvision's, on pixel xyxy boxes), one ``(open tracks, detections)`` matrix per frame. A track that has
+not been extended for more than ``max_gap`` sampled frames is closed. `select_tracks` drops tracks shorter
+than ``min_length`` detections and keeps the ``max_objects`` best by (mean score x length).
+`sample_track_points` picks the detections the features are taken at.
 """
 
 from __future__ import annotations
@@ -77,13 +79,13 @@ def link_detections(detections: Mapping[int, Sequence[Detection]], iou_threshold
     for step, frame_index in enumerate(sorted(detections)):
         frame_detections = sorted(detections[frame_index], key=lambda d: -d.score)
         open_tracks = [t for t in range(len(tracks)) if step - last_step[t] <= max_gap + 1]
+        ious = box_iou([tracks[t].detections[-1].box for t in open_tracks], [d.box for d in frame_detections])
         pairs = []
-        for t in open_tracks:
-            previous = tracks[t].detections[-1]
+        for row, t in enumerate(open_tracks):
             for d, detection in enumerate(frame_detections):
                 if detection.label != tracks[t].label:
                     continue
-                iou = float(box_iou(previous.box, detection.box)[0, 0])
+                iou = float(ious[row, d])
                 if iou >= iou_threshold and iou > 0:
                     pairs.append((-iou, t, d))
         taken_tracks: set[int] = set()

@@ -34,8 +34,35 @@ from llavidal_pose.preprocess import Preprocessing
 from llavidal_pose.skeleton import SkeletonSequence, load_skeleton
 
 
+SKELETON_SUFFIXES = (".skeleton", ".npy", ".npz")
+
+
+@dataclasses.dataclass(frozen=True)
+class SkeletonPreparer:
+    """The picklable raw input → ``(3, T, V, M)`` array step of a `PoseCueEncoder` (no weights)."""
+
+    preprocessing: Preprocessing
+
+    def __call__(self, raw: Any, rng: np.random.Generator | None = None) -> np.ndarray:
+        if isinstance(raw, (str, os.PathLike)):
+            raw = load_skeleton(raw)
+        elif isinstance(raw, np.ndarray):
+            raw = SkeletonSequence.from_joints(raw)
+        if not isinstance(raw, SkeletonSequence):
+            raise TypeError(f"cannot encode a {type(raw).__name__}: give a skeleton file path, a SkeletonSequence "
+                            "or a (T, M, V, 3) array")
+        return self.preprocessing(raw, rng)
+
+
 class PoseCueEncoder(CueEncoder):
-    """The pose cue's encoder; its ``__init__`` arguments are its ``config.json``."""
+    """The pose cue's encoder; its ``__init__`` arguments are its ``config.json``.
+
+    Raw inputs are skeleton files (``.skeleton`` of NTU RGB+D, ``.npy``/``.npz`` joint arrays), `SkeletonSequence`s
+    or ``(T, M, V, 3)`` arrays; `prepare` makes the backbone's ``(3, T, V, M)`` input of one, `forward` encodes
+    a batch of them into ``(num_tokens, width)`` tokens each.
+    """
+
+    input_suffixes = SKELETON_SUFFIXES
 
     def __init__(self, width: int = 216, num_heads: int = 9, depth: int = 10,
                  downsample_layers: Sequence[int] = (5, 8), kernel_size: int = 5, dilations: Sequence[int] = (1, 2),
@@ -93,24 +120,21 @@ class PoseCueEncoder(CueEncoder):
     # -- raw inputs ---------------------------------------------------------------------------------------
 
     def prepare(self, raw: Any, rng: np.random.Generator | None = None) -> np.ndarray:
-        """One input — a skeleton file path, a `SkeletonSequence` or a ``(T, M, V, 3)`` array — as ``(3, T, V, M)``."""
-        if isinstance(raw, (str, os.PathLike)):
-            raw = load_skeleton(raw)
-        elif isinstance(raw, np.ndarray):
-            raw = SkeletonSequence.from_joints(raw)
-        if not isinstance(raw, SkeletonSequence):
-            raise TypeError(f"cannot encode a {type(raw).__name__}: give a skeleton file path, a SkeletonSequence "
-                            "or a (T, M, V, 3) array")
-        return self.preprocessing(raw, rng)
+        """One input — a skeleton file path, a `SkeletonSequence` or a ``(T, M, V, 3)`` array — as ``(3, T, V, M)``
+        (``rng``: random augmentation, for training). A file that cannot be read raises `SkeletonFormatError`."""
+        return SkeletonPreparer(self.preprocessing)(raw, rng)
+
+    def preparer(self, in_worker: bool = False) -> SkeletonPreparer:
+        return SkeletonPreparer(self.preprocessing)
 
     def batch(self, raws: Sequence[Any]) -> torch.Tensor:
         """Prepared inputs stacked into one ``(N, 3, T, V, M)`` tensor on the encoder's device and dtype."""
-        return torch.from_numpy(np.stack([self.prepare(raw) for raw in raws])).to(self.device, self.dtype)
+        return self._stacked([self.prepare(raw) for raw in raws])
 
-    @torch.no_grad()
-    def encode(self, raws: Sequence[Any]) -> list[torch.Tensor]:
-        """One ``(num_tokens, width)`` tensor per input, in the encoder's dtype."""
-        if not raws:
-            return []
-        tokens, _ = self.forward_features(self.batch(raws))
-        return [self.check_features(row, source=raw) for row, raw in zip(tokens, raws)]
+    def forward(self, samples: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        """Prepared ``(3, T, V, M)`` arrays → one ``(num_tokens, width)`` tensor each, in one backbone pass."""
+        tokens, _ = self.forward_features(self._stacked(samples))
+        return list(tokens)
+
+    def _stacked(self, samples: Sequence[np.ndarray]) -> torch.Tensor:
+        return torch.from_numpy(np.stack(samples)).to(self.device, self.dtype)

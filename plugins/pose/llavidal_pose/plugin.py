@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import sys
 
-from llavidal_core.errors import LlavidalError
+from llavidal_core.errors import LlavidalError, UsageError
 from llavidal_core.hookspecs import hookimpl
 from llavidal_pose import POSE, __version__
 
 ENCODER_PATH = "llavidal_pose.encoder:PoseCueEncoder"
-USAGE_EXIT_CODE = 2
+CUE_NAME = "pose"
 
 
 @hookimpl
@@ -24,37 +25,26 @@ def llavidal_register_cues(register):
     register(dataclasses.replace(POSE, version=__version__), encoder=ENCODER_PATH)
 
 
-def _usage_error(message: str) -> int:
-    print(f"llavidal: error: {message}", file=sys.stderr)
-    return USAGE_EXIT_CODE
-
-
 # -- llavidal extract pose ------------------------------------------------------------------------------
 
 
 def add_extract_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help="skeleton files (.skeleton, .npy, .npz), folders of them, or text files listing paths")
-    parser.add_argument("--out", required=True, metavar="DIR", help="feature store folder (created if missing)")
+    from llavidal_core.commands.extraction import ENGINE_DESCRIPTION, add_extraction_arguments
+
+    parser.description = f"Compute the pose cue's features (tensor 'pose') of skeleton files. {ENGINE_DESCRIPTION}"
+    add_extraction_arguments(parser, workers=0, batch_size=8,
+                             inputs_help="skeleton files (.skeleton, .npy, .npz), folders of them, or text files "
+                                         "listing paths")
     parser.add_argument("--model", required=True, metavar="ID_OR_DIR",
                         help="a trained PoseCLIP folder or Hub id, or 'random' for untrained weights")
-    parser.add_argument("--device", default="auto", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
-                        help="compute and storage dtype (default: float32)")
-    parser.add_argument("--batch-size", type=int, default=8, help="recordings per forward pass (default: 8)")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="processes reading and preparing skeleton files (default: 0, in the main process)")
 
 
 def run_extract(args) -> int:
-    from llavidal_core.extraction import ExtractionUsageError
-    from llavidal_pose.extraction import extract
+    from llavidal_core.commands.extraction import run_extract_command
+    from llavidal_pose.extraction import SKELETON_SUFFIXES, load_extraction_encoder
 
-    try:
-        return extract(args.inputs, args.out, args.model, device=args.device, dtype=args.dtype,
-                       batch_size=args.batch_size, workers=args.workers)
-    except ExtractionUsageError as exc:
-        return _usage_error(str(exc))
+    return run_extract_command(args, CUE_NAME, lambda device, dtype: load_extraction_encoder(args.model, device, dtype),
+                               SKELETON_SUFFIXES)
 
 
 # -- llavidal pose train ----------------------------------------------------------------------------------
@@ -67,13 +57,10 @@ def add_train_arguments(parser) -> None:
 
 
 def run_train(args) -> int:
-    from llavidal_pose.training import ConfigError, load_config, train_poseclip
+    from llavidal_pose.training import load_config, train_poseclip
 
-    try:
-        config = load_config(args.config, args.overrides)
-        result = train_poseclip(config, log=lambda line: print(line, file=sys.stderr))
-    except ConfigError as exc:
-        return _usage_error(str(exc))
+    config = load_config(args.config, args.overrides)  # a ConfigError is a UsageError: exit code 2
+    result = train_poseclip(config, log=logging.getLogger("llavidal.pose").info)
     print(json.dumps({"output_dir": str(result.output_dir), "eval_zero_shot_accuracy": result.eval_accuracy,
                       "final_loss": result.losses[-1][1] if result.losses else None}))
     return 0
@@ -92,16 +79,12 @@ def add_classify_arguments(parser) -> None:
 
 
 def run_classify(args) -> int:
-    from llavidal_core.extraction import ExtractionUsageError
     from llavidal_pose.extraction import collect_skeletons
     from llavidal_pose.zero_shot import PoseCLIP
 
-    try:
-        paths = [found.path for found in collect_skeletons(args.inputs)]
-    except ExtractionUsageError as exc:
-        return _usage_error(str(exc))
+    paths = [found.path for found in collect_skeletons(args.inputs)]  # a missing input is a UsageError
     if not paths:
-        return _usage_error("no skeleton files (.skeleton, .npy, .npz) in the inputs")
+        raise UsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
     model = PoseCLIP.from_pretrained(args.model)
     actions = [a.strip() for a in args.actions.split(",") if a.strip()] if args.actions else model.info.actions
     failed = 0
@@ -135,18 +118,19 @@ def add_manifest_arguments(parser) -> None:
 def run_manifest(args) -> int:
     from pathlib import Path
 
-    from llavidal_core.extraction import ExtractionUsageError
     from llavidal_pose.extraction import collect_skeletons
     from llavidal_pose.ntu import read_name_list, write_manifests
 
     try:
         paths = [found.path for found in collect_skeletons(args.inputs)]
         if not paths:
-            raise ExtractionUsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
+            raise UsageError("no skeleton files (.skeleton, .npy, .npz) in the inputs")
         skip = frozenset(read_name_list(args.skip)) if args.skip else frozenset()
         counts = write_manifests(paths, read_name_list(args.actions), args.split, args.out, skip)
-    except (LlavidalError, OSError) as exc:
-        return _usage_error(str(exc))
+    except UsageError:
+        raise
+    except (LlavidalError, OSError) as exc:  # the lists and the folder the command line names: usage, as before
+        raise UsageError(str(exc)) from exc
     print(json.dumps({"out": str(Path(args.out)), **counts}))
     return 0
 

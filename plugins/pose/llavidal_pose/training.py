@@ -28,7 +28,9 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
-from llavidal_core.errors import LlavidalError
+from llavidal_core.devices import choose_device
+from llavidal_core.errors import UsageError
+from llavidal_core.training.recipe import RecipeError, apply_override
 from llavidal_pose.encoder import PoseCueEncoder
 from llavidal_pose.skeleton import SkeletonSequence, load_skeleton
 from llavidal_pose.synthetic import SYNTHETIC_ACTIONS, synthetic_dataset
@@ -39,8 +41,8 @@ INITIAL_TEMPERATURE = 0.07
 MAX_LOGIT_SCALE = 100.0
 
 
-class ConfigError(LlavidalError):
-    """A training config that cannot be used as written."""
+class ConfigError(UsageError):
+    """A training config that cannot be used as written (a usage error: ``llavidal pose train`` exits with 2)."""
 
 
 @dataclass
@@ -138,16 +140,10 @@ def load_config(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Train
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc})") from None
     for override in overrides:
-        key, sep, value = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} must look like section.key=value")
-        target = raw
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"override {override!r}: {part!r} is not a section")
-        target[leaf] = yaml.safe_load(value)
+        try:
+            apply_override(raw, override)
+        except RecipeError as exc:
+            raise ConfigError(str(exc)) from None
     return TrainConfig.from_dict(raw)
 
 
@@ -246,12 +242,6 @@ class TrainingResult:
     logit_scale: float
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def _schedule(warmup: int, total: int) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warmup:
@@ -267,7 +257,10 @@ def train_poseclip(config: TrainConfig, log: Callable[[str], None] = print) -> T
     optim = config.training
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
-    device = _device(optim.device)
+    try:
+        device = choose_device(optim.device)
+    except UsageError as exc:
+        raise ConfigError(f"section 'training': {exc}") from None
 
     text = ActionTextEncoder.from_pretrained(config.text.model).to(device)
     try:

@@ -8,18 +8,14 @@ EXTRACT_HELP = "extract video cue features (CLIP) from video files into a featur
 
 
 def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
+    from llavidal_core.commands.extraction import ENGINE_DESCRIPTION, add_extraction_arguments
+
     parser.description = (
-        "Extract the video cue's CLIP features. INPUT is a video file, a folder (searched recursively for "
-        "video files) or a text file listing paths, one per line (relative ones are taken from the list's "
-        "folder). Each video is written as OUT/<video_id>.safetensors (tensor 'video'), its id being its path "
-        "under the folder or list it came from without the suffix (a/b/clip_1.mp4 -> OUT/a/b/clip_1.safetensors; "
-        "a file given alone: its name), or as OUT/<name up to its first dot>.pkl with --format videochatgpt, "
-        "as the original names them; videos already done are skipped. Videos that cannot be decoded are "
-        "listed in OUT/errors.jsonl. Exit code: 0 all done, 3 some failed (the rest were written), "
-        "2 usage error. Under torchrun, RANK/WORLD_SIZE split the sorted inputs between processes."
+        "Extract the video cue's CLIP features (tensor 'video' of each OUT/<id>.safetensors; with --format "
+        f"videochatgpt the original's OUT/<name up to its first dot>.pkl). {ENGINE_DESCRIPTION}"
     )
-    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or lists of paths")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_extraction_arguments(parser, workers=2, batch_size=1, inputs_help="video files, folders or lists of paths",
+                             formats=True)
     parser.add_argument("--model", default="openai/clip-vit-large-patch14",
                         help="CLIP vision tower: transformers folder or Hub id, or open_clip:<name> "
                              "(default: %(default)s)")
@@ -38,21 +34,37 @@ def add_extract_arguments(parser: argparse.ArgumentParser) -> None:
                              "path, float16 before the means (default: fast)")
     parser.add_argument("--decoder", choices=("auto", "decord", "pyav"), default="auto",
                         help="video decoder (default: auto = decord, then PyAV)")
-    parser.add_argument("--batch-size", type=int, default=48, help="frames per encoder forward pass (default: 48)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="DataLoader processes decoding videos ahead of the encoder; 0 decodes in the main "
-                             "process (default: 2)")
-    parser.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available; under "
-                                                       "torchrun cuda:LOCAL_RANK)")
-    parser.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None,
-                        help="encoder precision (default: float32 on CPU, float16 on CUDA)")
-    parser.add_argument("--format", choices=("safetensors", "videochatgpt"), default="safetensors",
-                        help="safetensors feature store (default) or the original's <id>.pkl float16 arrays")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads for the encoder (default: torch's choice)")
+    parser.add_argument("--frame-batch-size", type=int, default=48,
+                        help="frames per tower forward pass, across the videos of a batch (default: 48)")
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    from llavidal_core.errors import UsageError
+
+    for name in ("num_frames", "frame_batch_size", "pool_stride"):
+        if getattr(args, name) <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    if args.sampling == "fps" and not 0 < args.fps < float("inf"):
+        raise UsageError("--fps must be a positive number")
+    if args.preprocess == "reference" and args.decoder == "pyav":
+        raise UsageError("--preprocess reference decodes with decord, as the original; drop --decoder pyav")
+    if args.pretrained is not None and not args.model.startswith("open_clip:"):
+        raise UsageError("--pretrained is for open_clip towers (--model open_clip:<name>)")
 
 
 def run_extract(args: argparse.Namespace) -> int:
-    from llavidal_video.extract import run_extraction
+    from llavidal_core.commands.extraction import run_extract_command
+    from llavidal_core.video_ids import VIDEO_EXTENSIONS
 
-    return run_extraction(args)
+    _check_arguments(args)
+
+    def build(device, dtype):
+        from llavidal_video.encoder import VideoCueEncoder
+
+        return VideoCueEncoder.from_pretrained(
+            args.model, layer=args.layer, pretrained=args.pretrained, dtype=dtype, num_frames=args.num_frames,
+            sampling=args.sampling, sampling_fps=args.fps, pool=args.pool, pool_stride=args.pool_stride,
+            preprocess=args.preprocess, decoder=args.decoder, frame_batch_size=args.frame_batch_size,
+        ).to(device)
+
+    return run_extract_command(args, "video", build, sorted(VIDEO_EXTENSIONS))

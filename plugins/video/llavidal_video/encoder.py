@@ -3,6 +3,9 @@
 One encoder = a CLIP vision tower cut at the feature layer + frame sampling + preprocessing + pooling.
 ``VideoCueEncoder.from_pretrained`` accepts a CLIP (transformers folder or Hub id, or ``open_clip:<name>``)
 or a folder written by ``save_pretrained``; ``encode(paths)`` returns one ``(rows, dim)`` tensor per video.
+In the two phases of a `CueEncoder`: ``prepare(path)`` decodes and squashes the sampled frames (a
+`DecodedVideo`, in DataLoader workers during extraction) and ``forward(videos)`` runs the frames of all the
+videos of a batch through the tower together, in chunks of ``frame_batch_size``, then pools each video.
 The default options reproduce the original LLAVIDAL / Video-ChatGPT extraction (100 segment-midpoint
 frames, layer -2 without CLS, ``videochatgpt`` pooling); ``preprocess="reference"`` also reproduces its
 decoder (decord), PIL preprocessing and float16 rounding before the means, to the bit.
@@ -21,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from llavidal_core.encoder import CueEncoder
+from llavidal_core.encoder import CueEncoder, EncodedFeatures
 from llavidal_core.encoder_records import EncoderRecord
+from llavidal_core.video_ids import VIDEO_EXTENSIONS
 from llavidal_core.seed_cues import VIDEO
 from llavidal_video import __version__
 from llavidal_video.decoding import DECODERS, DEFAULT_CHUNK_SIZE, DecodedVideo, decode_video
@@ -91,6 +95,7 @@ class VideoCueEncoder(CueEncoder):
     """
 
     reads_video_files = True
+    input_suffixes = tuple(sorted(VIDEO_EXTENSIONS))
     tower_name: tuple[str, int, str | None] | None = None  # (CLIP, layer, open_clip tag) when built from a CLIP
 
     def __init__(self, tower: dict[str, Any], *, num_frames: int = 100, sampling: str = "segments",
@@ -161,34 +166,54 @@ class VideoCueEncoder(CueEncoder):
             num_threads=self.decode_threads if num_threads is None else num_threads,
         )
 
-    @torch.inference_mode()
-    def encode(self, raws: Sequence[str | os.PathLike | DecodedVideo]) -> list[torch.Tensor]:
-        """Encode video files (or already decoded `DecodedVideo`s); one ``(rows, dim)`` tensor per video.
+    def prepare(self, raw: str | os.PathLike | DecodedVideo) -> DecodedVideo:
+        """Decode a video file's sampled frames, squashed to the tower's input size (CPU).
 
-        A file that cannot be decoded raises `llavidal_video.decoding.VideoDecodeError` naming it.
+        Raises `llavidal_video.decoding.VideoDecodeError` naming the file when it cannot be decoded.
         """
-        source = self.frame_source()
-        outputs = []
-        for raw in raws:
-            video = raw if isinstance(raw, DecodedVideo) else source(raw)
-            outputs.append(self.check_features(self.encode_frames(video.frames), source=video.path))
-        return outputs
+        return raw if isinstance(raw, DecodedVideo) else self.frame_source()(raw)
+
+    def preparer(self, in_worker: bool = False) -> VideoFrameSource:
+        """The picklable path → `DecodedVideo` step (no weights); one decoding thread in a worker process."""
+        return self.frame_source(num_threads=1 if in_worker else None)
+
+    def forward(self, videos: Sequence[DecodedVideo]) -> list[EncodedFeatures]:
+        """Decoded videos → one ``(rows, dim)`` tensor each, with the frames used as metadata.
+
+        The frames of all the videos go through the tower together, ``frame_batch_size`` at a time (a chunk
+        may span two videos), then each video's hidden states are pooled on their own.
+        """
+        if self.preprocess == "reference":
+            features = [self._encode_reference(self._checked_frames(video.frames)) for video in videos]
+        else:
+            frames = [self._checked_frames(video.frames) for video in videos]
+            hidden = self._hidden_states(torch.cat(frames) if len(frames) > 1 else frames[0])
+            features = [pool_features(part, self.pool, self.num_frames, self.pool_stride).to(self.dtype)
+                        for part in hidden.split([len(f) for f in frames])]
+        return [EncodedFeatures(rows, _frames_metadata(video)) for rows, video in zip(features, videos)]
 
     @torch.inference_mode()
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 ``(T, 3, S, S)`` frames (already squashed to the tower's size) → ``(rows, dim)`` features."""
+        frames = self._checked_frames(frames)
+        if self.preprocess == "reference":
+            return self._encode_reference(frames)
+        return pool_features(self._hidden_states(frames), self.pool, self.num_frames, self.pool_stride).to(self.dtype)
+
+    def _checked_frames(self, frames: torch.Tensor) -> torch.Tensor:
         size = self.tower.image_size
         if frames.dtype != torch.uint8 or frames.ndim != 4 or tuple(frames.shape[1:]) != (3, size, size):
             raise ValueError(f"expected uint8 frames shaped (T, 3, {size}, {size}), got {frames.dtype} "
                              f"{tuple(frames.shape)}")
         if not 0 < len(frames) <= self.num_frames:
             raise ValueError(f"expected 1 to {self.num_frames} frames, got {len(frames)}")
-        if self.preprocess == "reference":
-            return self._encode_reference(frames)
+        return frames
+
+    def _hidden_states(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames of one or more videos → the tower's ``(T, patches, dim)`` features (fast preprocessing)."""
         frames = frames.to(self.device, non_blocking=True)
-        hidden = torch.cat([self.tower(normalize_fast(chunk, self.normalization_table, self.dtype))
-                            for chunk in frames.split(self.frame_batch_size)])
-        return pool_features(hidden, self.pool, self.num_frames, self.pool_stride).to(self.dtype)
+        return torch.cat([self.tower(normalize_fast(chunk, self.normalization_table, self.dtype))
+                          for chunk in frames.split(self.frame_batch_size)])
 
     def _encode_reference(self, frames: torch.Tensor) -> torch.Tensor:
         if self._reference_processor is None:
@@ -216,15 +241,22 @@ class VideoCueEncoder(CueEncoder):
             options["pretrained"] = pretrained
         return EncoderRecord(pretrained=name, options=options, dtype=dtype)
 
-    def describe_options(self) -> dict[str, str]:
-        """The settings that shaped the features, as string metadata for the feature store."""
+    def feature_metadata(self) -> dict[str, str]:
+        """The spec and record (`CueEncoder.feature_metadata`) and the settings that shaped the features."""
         return {
             "encoder": self.source or "", "layer": str(self.tower.layer), "num_frames": str(self.num_frames),
             "sampling": self.sampling, "pool": self.pool, "preprocess": self.preprocess,
-            "compute_dtype": str(self.dtype).removeprefix("torch."), **self.feature_metadata(),
+            "compute_dtype": str(self.dtype).removeprefix("torch."), **super().feature_metadata(),
             **({"sampling_fps": str(self.sampling_fps)} if self.sampling == "fps" else {}),
             **({"pool_stride": str(self.pool_stride)} if self.pool == "spatial" else {}),
         }
+
+
+def _frames_metadata(video: DecodedVideo) -> dict[str, str]:
+    """Which frames of the video were encoded, and how they were decoded (stored with its features)."""
+    return {"decoder": video.decoder, "frames": str(len(video.indices)), "total_frames": str(video.total_frames),
+            "claimed_frames": str(video.claimed_frames), "frame_indices": json.dumps(video.indices),
+            "frame_times": json.dumps(video.timestamps)}
 
 
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
