@@ -26,11 +26,16 @@ def gpu_check():
     spec = importlib.util.spec_from_file_location("benchmarks_gpu_check", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up there
+    from transformers.utils import logging as transformers_logging
+
+    bars = transformers_logging.is_progress_bar_enabled()
     try:
         spec.loader.exec_module(module)
         yield module
     finally:
         sys.modules.pop(spec.name, None)
+        if bars:  # the script turns transformers' bars off for its process; the rest of the suite keeps them
+            transformers_logging.enable_progress_bar()
 
 
 def run(gpu_check, capsys, *argv) -> tuple[int, list[str], dict]:

@@ -44,6 +44,9 @@ def add_extraction_arguments(parser: argparse.ArgumentParser, *, workers: int = 
                         help="encoder precision (default: float32 on CPU, float16 on CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads for the encoder (default: torch's choice)")
+    parser.add_argument("--trace", default=None, metavar="FILE.jsonl",
+                        help="write when each input was prepared (and by which process) and encoded, one JSON line "
+                             "per step, to see whether decoding keeps the encoder busy")
     if formats:
         parser.add_argument("--format", choices=("safetensors", "videochatgpt"), default="safetensors",
                             help="safetensors feature store (default) or the original's <id>.pkl float16 arrays, "
@@ -77,12 +80,25 @@ def run_extract_command(args: argparse.Namespace, cue: str, build_encoder: Calla
 
     report = run_extraction(cue, args.inputs, args.out, build_encoder, extraction_settings(args),
                             input_suffixes=input_suffixes, announce=announce)
+    if getattr(args, "trace", None):
+        _write_trace(Path(args.trace), report.timeline)
     if report.written or report.failed:
         summary = f"{report.written} written, {report.skipped} already done, {report.failed} failed"
         if report.failed:
             summary += f" (see {Path(args.out) / ERRORS_FILE})"
         announce(summary)
     return report.exit_code
+
+
+def _write_trace(path: Path, timeline) -> None:
+    """``timeline`` as JSON lines ``{"step", "id", "start", "end", "pid"}`` (seconds, ``time.monotonic``)."""
+    import json
+
+    from llavidal_core.atomic_files import atomic_write_bytes
+
+    lines = [json.dumps({"step": step, "id": video_id, "start": round(start, 6), "end": round(end, 6), "pid": pid})
+             for step, video_id, start, end, pid in timeline]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8") if lines else b"")
 
 
 # -- the generic command of a cue whose plugin adds no options --------------------------------------------------

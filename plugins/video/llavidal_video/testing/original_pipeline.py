@@ -43,15 +43,16 @@ def get_spatio_temporal_features(features, num_temporal_tokens=100):
     return np.concatenate([temporal_tokens, spatial_tokens], axis=0)
 
 
-def load_original_models(clip_dir):
-    """The original's image processor (openai/clip-vit-large-patch14's settings are the defaults) and tower."""
+def load_original_models(clip_dir, dtype=torch.float32):
+    """The original's image processor (openai/clip-vit-large-patch14's settings are the defaults) and tower, in
+    ``dtype`` (the original ran float16 on a GPU; timing ours against it is fair only at the same precision)."""
     from transformers import CLIPImageProcessorPil, CLIPVisionModel
 
-    return CLIPImageProcessorPil(), CLIPVisionModel.from_pretrained(clip_dir).eval()
+    return CLIPImageProcessorPil(), CLIPVisionModel.from_pretrained(clip_dir, dtype=dtype).eval()
 
 
 def original_extraction(video_path, image_processor, vision_tower, num_frames=100, infer_batch=48):
-    """The original's main loop for one video, in float32 on the CPU (the original ran float16 on a GPU).
+    """The original's main loop for one video, in the tower's dtype and device (the original: float16 on a GPU).
 
     Returns its float16 (356, D) output and the float32 layer features it was pooled from."""
     video = load_video(video_path, num_frames)
@@ -62,6 +63,6 @@ def original_extraction(video_path, image_processor, vision_tower, num_frames=10
     with torch.no_grad():
         for i in range(int(math.ceil(n_chunk / float(infer_batch)))):
             batch = video_tensor[i * infer_batch:(i + 1) * infer_batch]
-            image_forward_outs = vision_tower(batch, output_hidden_states=True)
-            video_features[i * infer_batch:(i + 1) * infer_batch] = image_forward_outs.hidden_states[-2][:, 1:]
+            image_forward_outs = vision_tower(batch.to(vision_tower.device, vision_tower.dtype), output_hidden_states=True)
+            video_features[i * infer_batch:(i + 1) * infer_batch] = image_forward_outs.hidden_states[-2][:, 1:].float().cpu()
     return get_spatio_temporal_features(video_features.numpy().astype("float16")), video_features
