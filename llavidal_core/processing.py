@@ -365,3 +365,6 @@ def tokenizer_adds_prefix_space(tokenizer: Any) -> bool:
     alone = tokenizer("a", add_special_tokens=False)["input_ids"]
     in_text = tokenizer("b a", add_special_tokens=False)["input_ids"]
     return in_text[-len(alone):] == alone and len(in_text) > len(alone)
+
+
+import llavidal_core.modeling  # noqa: E402,F401 - registers the Auto classes (it imports this module's class)

@@ -1,4 +1,5 @@
-"""Built-in ``llavidal eval mcq``: check an ADLMCQ file (and its videos), print its prompts, or score a model on it.
+"""Built-in ``llavidal eval mcq``: check an ADLMCQ file (and its videos), print its prompts, or score a model on it;
+and ``llavidal card``: rewrite a saved model's card with the results of ``eval mcq --out`` reports.
 
 Each question's video and prompt are the ones the original's script for its file uses (`MCQuestion.video_path`,
 `MCQuestion.prompt`); with ``--videos DIR`` a question's video is ``DIR/<video_path>``, as the original opens it.
@@ -144,9 +145,53 @@ def run(args: argparse.Namespace) -> int:
             print(f"{task}: {count} answers name no choice (no answer, counted wrong)", file=sys.stderr)
     if args.out:
         atomic_write_bytes(args.out, json.dumps(report, indent=2).encode("utf-8"))
+        if Path(args.model).is_dir() and report["accuracy"]:
+            print(f"llavidal: note: to put these results in the model card: llavidal card {args.model} "
+                  f"--eval {args.out}", file=sys.stderr)
     if args.predictions:
         lines = "".join(json.dumps(record) + "\n" for record in evaluation.prediction_records())
         atomic_write_bytes(args.predictions, lines.encode("utf-8"))
+    return 0
+
+
+def add_card_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", type=Path, help="a saved llavidal model (or adapter) folder: its README.md is "
+                                                 "rewritten from its config.json")
+    parser.add_argument("--eval", dest="reports", type=Path, nargs="+", default=[], metavar="REPORT",
+                        help="`llavidal eval mcq --out` reports: the accuracy on each questions file goes into the "
+                             "card's model-index (replacing an earlier result of that file and scoring)")
+    parser.add_argument("--license", help="a Hub license id (apache-2.0, llama2, other, ...); default: the one the "
+                                          "card records, else the one the base LM's card states, else none")
+    parser.add_argument("--dataset", dest="datasets", action="append", metavar="ID",
+                        help="a Hub dataset id the model was trained on (repeatable; replaces the recorded ones)")
+    parser.add_argument("--eval-dataset", action="append", default=[], metavar="TASK=ID",
+                        help="the Hub dataset id of a questions file (TASK: its name without .json) for the "
+                             "model-index (default: the name itself)")
+    parser.add_argument("--repo-id", help="the Hub repo the card is for, used in its title and examples "
+                                          "(default: the one the card records)")
+
+
+def run_card(args: argparse.Namespace) -> int:
+    from huggingface_hub import ModelCard
+
+    from llavidal_core.hub import update_model_card
+
+    if not args.model.is_dir():
+        raise UsageError(f"{args.model}: no such model folder (llavidal card rewrites a local folder's README.md; "
+                         "download a Hub model first)")
+    dataset_types = {}
+    for value in args.eval_dataset:
+        task, separator, dataset = value.partition("=")
+        if not separator or not task or not dataset:
+            raise UsageError(f"--eval-dataset {value!r}: expected TASK=ID")
+        dataset_types[task] = dataset
+    path = update_model_card(args.model, repo_id=args.repo_id, license=args.license, datasets=args.datasets,
+                             eval_reports=args.reports, dataset_types=dataset_types)
+    data = ModelCard.load(path).data
+    results = ", ".join(f"{r.dataset_name} {r.metric_value:.3f}" for r in data.eval_results or ()) or "none"
+    print(f"{path}: model card written (license: {data.license or 'none'}; base_model: "
+          f"{data.base_model or 'left out (not a Hub id)'}; datasets: {', '.join(data.datasets or ()) or 'none'}; "
+          f"results: {results})")
     return 0
 
 
@@ -154,3 +199,5 @@ def run(args: argparse.Namespace) -> int:
 def llavidal_register_commands(register):
     register(("eval", "mcq"), help="score a model on ADLMCQ files (deterministic log-likelihood by default)",
              add_arguments=add_arguments, run=run)
+    register(("card",), help="rewrite a saved model's card: evaluation results (eval mcq --out), license, datasets",
+             add_arguments=add_card_arguments, run=run_card)

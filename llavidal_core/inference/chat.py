@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from typing import Any
 
 import torch
@@ -41,7 +40,10 @@ class ChatSession:
         return [*self.history, {"from": "human", "value": message}]
 
     def _settings(self, settings: dict[str, Any]):
-        return replace(self.pipeline.settings, **{k: tuple(v) if k == "stop" else v for k, v in settings.items()})
+        chosen = self.pipeline.settings.with_overrides(**settings)
+        if chosen.num_return_sequences != 1:
+            raise ValueError("a chat keeps one answer per turn: num_return_sequences must be 1")
+        return chosen
 
     def _remember(self, conversation: list[dict[str, str]], answer: str) -> None:
         """Add the turn to the history. A cue placeholder the model wrote as text (``<video>``) is taken out of

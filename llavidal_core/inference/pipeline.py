@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,21 +32,54 @@ from llavidal_core.model_location import hub_failures_named, model_location
 
 @dataclass(frozen=True)
 class GenerationSettings:
-    """How answers are decoded: greedy by default, so that the same question gives the same answer."""
+    """How answers are decoded: greedy by default, so that the same question gives the same answer.
+
+    ``options``: any other keyword of transformers' ``generate`` (``num_beams``, ``repetition_penalty``,
+    ``num_return_sequences``, ``top_k`` ...), passed as given (transformers rejects unknown ones).
+    ``generation_config``: a ``transformers.GenerationConfig``; the fields above then override it only where
+    they differ from their defaults.
+    """
 
     max_new_tokens: int = 256
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
+    options: Mapping[str, Any] = field(default_factory=dict)
+    generation_config: Any = None
+
+    FIELDS = ("max_new_tokens", "do_sample", "temperature", "top_p")
+
+    def with_overrides(self, **settings: Any) -> "GenerationSettings":
+        """These settings with ``settings`` applied: fields by name, ``stop`` as a tuple, ``generation_config``,
+        and any other ``generate`` keyword into ``options``."""
+        known = {key: value for key, value in settings.items() if key in (*self.FIELDS, "stop", "generation_config")}
+        if "stop" in known:
+            known["stop"] = (known["stop"],) if isinstance(known["stop"], str) else tuple(known["stop"])
+        extra = {key: value for key, value in settings.items() if key not in known}
+        return replace(self, **known, options={**self.options, **extra})
+
+    @property
+    def num_return_sequences(self) -> int:
+        """Answers per question (``num_return_sequences``, from the options or the generation config)."""
+        if "num_return_sequences" in self.options:
+            return int(self.options["num_return_sequences"])
+        return int(getattr(self.generation_config, "num_return_sequences", None) or 1)
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.max_new_tokens <= 0:
             raise ValueError(f"max_new_tokens must be positive, got {self.max_new_tokens}")
         check_stop_strings(self.stop)
-        kwargs: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
-        if self.do_sample:
-            kwargs.update(temperature=self.temperature, top_p=self.top_p)
+        defaults = GenerationSettings()
+        chosen = {name: getattr(self, name) for name in self.FIELDS}
+        if self.generation_config is not None:  # the config decides what was not set here
+            chosen = {name: value for name, value in chosen.items() if value != getattr(defaults, name)}
+        elif not self.do_sample:
+            chosen.pop("temperature")
+            chosen.pop("top_p")
+        kwargs: dict[str, Any] = {**chosen, **self.options}
+        if self.generation_config is not None:
+            kwargs["generation_config"] = self.generation_config
         return kwargs
 
 
@@ -232,7 +265,11 @@ class LlavidalPipeline:
         with torch.no_grad():
             output = self.model.generate(**inputs, **self._generate_kwargs(settings))
         texts = self.processor.tokenizer.batch_decode(output[:, prompt_length:], skip_special_tokens=True)
-        return [cut_at_stop_strings(text, settings.stop).strip() for text in texts]
+        answers = [cut_at_stop_strings(text, settings.stop).strip() for text in texts]
+        per_question = settings.num_return_sequences
+        if per_question > 1:  # generate returns the sequences of one question next to each other
+            return [answers[i:i + per_question] for i in range(0, len(answers), per_question)]
+        return answers
 
     def stream_answer(self, conversation: Sequence[Mapping[str, str]], features: Mapping[str, torch.Tensor],
                       settings: GenerationSettings | None = None) -> Iterator[str]:
@@ -306,11 +343,13 @@ class LlavidalPipeline:
         Lists of videos / inputs / features / questions are answered as one batch (a single question is
         asked of every sample); the result is then a list. ``stream=True`` (one sample) returns an iterator of
         text pieces. ``settings`` are `GenerationSettings` fields (``max_new_tokens``, ``do_sample``,
-        ``temperature``, ``top_p``, ``stop``).
+        ``temperature``, ``top_p``, ``stop``, ``generation_config``) or any other keyword of transformers'
+        ``generate`` (``num_beams=3``, ``repetition_penalty=1.2`` ...). With ``num_return_sequences=n`` > 1 each
+        sample's answer is a list of ``n`` answers.
         """
         if question is None:
             raise ValueError("the question is empty")
-        generation = replace(self.settings, **{k: tuple(v) if k == "stop" else v for k, v in settings.items()})
+        generation = self.settings.with_overrides(**settings)
         features_list, single = self._samples(video, inputs, features)
         questions = [question] * len(features_list) if isinstance(question, str) else list(question)
         if len(questions) != len(features_list):

@@ -5,6 +5,12 @@ An adapter folder holds ``config.json`` (the full `LlavidalConfig`, naming the b
 rows of the input embeddings, and of the output embeddings when untied, under ``input_embeddings.rows`` /
 ``output_embeddings.rows``, with the row ids in the metadata) and the model card. Loading it onto the same
 base LM gives the saved model's logits exactly, as long as the LM itself was frozen while training.
+
+When the LM trained through LoRA (its ``language_model`` is a peft `PeftModel`), the folder also holds
+``lora/``: a PEFT adapter folder written by peft's own ``save_pretrained`` (``adapter_config.json`` naming the
+base LM in ``base_model_name_or_path``, ``adapter_model.safetensors``). ``PeftModel.from_pretrained(base_lm,
+"OUTPUT/lora")`` loads it onto the plain base LM (text only: the cue rows are in ``adapter.safetensors``);
+`load_adapter` applies it after the cue rows, merged into the LM unless asked not to.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from llavidal_core.modeling.modeling_llavidal import grow_token_embeddings, unti
 
 ADAPTER_WEIGHTS_NAME = "adapter.safetensors"
 ADAPTER_FORMAT = "llavidal-adapter"
+LORA_FOLDER = "lora"  # the PEFT adapter folder inside an adapter folder, when the LM trained through LoRA
 INPUT_ROWS_KEY = "input_embeddings.rows"
 OUTPUT_ROWS_KEY = "output_embeddings.rows"
 
@@ -52,15 +59,63 @@ def save_adapter(model: Any, save_directory: str | os.PathLike, processor: Any =
     model.config.save_pretrained(directory)
     metadata = {"format": ADAPTER_FORMAT, "token_ids": json.dumps(model.config.new_token_ids)}
     save_file(adapter_state_dict(model), directory / ADAPTER_WEIGHTS_NAME, metadata=metadata)
+    if is_peft_model(model.language_model):
+        save_lora(model.language_model, directory / LORA_FOLDER, model.config.base_model_name_or_path)
     if processor is not None:
         processor.save_pretrained(directory)
     write_model_card(model.config, directory, adapter_only=True)
     return directory
 
 
+def is_peft_model(module: Any) -> bool:
+    """Whether ``module`` is a peft `PeftModel` (False when peft is not installed)."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        return False
+    return isinstance(module, PeftModel)
+
+
+def save_lora(peft_model: Any, directory: str | os.PathLike, base_model_name_or_path: str | None = None) -> Path:
+    """Write ``peft_model``'s adapters as a PEFT adapter folder with peft's own ``save_pretrained``.
+
+    Only the LoRA weights: never the embedding matrices, which peft would add on its own since training grew
+    them by the cue tokens (the cue rows are in ``adapter.safetensors``), so the folder loads onto the plain
+    base LM. ``base_model_name_or_path`` (the base LM) is written into ``adapter_config.json``.
+    """
+    directory = Path(directory)
+    configs = peft_model.peft_config
+    saved = {name: config.base_model_name_or_path for name, config in configs.items()}
+    if base_model_name_or_path:
+        for config in configs.values():
+            config.base_model_name_or_path = str(base_model_name_or_path)
+    try:
+        peft_model.save_pretrained(str(directory), save_embedding_layers=False)
+    finally:
+        for name, value in saved.items():
+            configs[name].base_model_name_or_path = value
+    return directory
+
+
+def merge_lora_folder(language_model: PreTrainedModel, lora: str | os.PathLike, merge: bool = True,
+                      **hub_kwargs: Any) -> Any:
+    """``language_model`` with the PEFT adapter folder (or ``subfolder=`` of a Hub repo) ``lora`` applied
+    through ``PeftModel.from_pretrained``: merged into its weights (a plain LM), or as a `PeftModel`."""
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise AdapterError(f"{lora}: a LoRA adapter needs peft: pip install 'llavidal-core[train]'") from None
+    peft_model = PeftModel.from_pretrained(language_model, str(lora), **hub_kwargs)
+    return peft_model.merge_and_unload() if merge else peft_model
+
+
 def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.PathLike | PreTrainedModel | None = None,
-                 **base_kwargs: Any) -> Any:
-    """Build the fusion model from an adapter folder (or Hub repo) and a base LM (model, path or repo id)."""
+                 merge_lora: bool = True, **base_kwargs: Any) -> Any:
+    """Build the fusion model from an adapter folder (or Hub repo) and a base LM (model, path or repo id).
+
+    With a ``lora/`` folder, the LoRA is applied to the LM after the cue rows: merged into its weights
+    (``merge_lora=True``), or kept as a peft `PeftModel` in ``model.language_model``.
+    """
     from transformers.utils import cached_file
 
     hub_kwargs = {key: base_kwargs[key] for key in ("cache_dir", "local_files_only", "revision", "token")
@@ -106,7 +161,13 @@ def load_adapter(model_class: type, adapter: str | os.PathLike, base: str | os.P
     if OUTPUT_ROWS_KEY in state and output_weight is not None:
         _write_rows(output_weight, token_ids, state[OUTPUT_ROWS_KEY])
     model.check_added_weights_finite(adapter)
-    return model.to(device=language_model.device, dtype=language_model.dtype)
+    model = model.to(device=language_model.device, dtype=language_model.dtype)
+    lora_config = cached_file(adapter, "adapter_config.json", subfolder=LORA_FOLDER,
+                              _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    if lora_config is not None:
+        model.language_model = merge_lora_folder(model.language_model, adapter, merge=merge_lora,
+                                                 subfolder=LORA_FOLDER, **hub_kwargs)
+    return model
 
 
 def _check_adapter_complete(adapter: Any, model: Any, state: dict[str, torch.Tensor], token_ids: list[int]) -> None:

@@ -160,17 +160,23 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
             check_finite(rows, f"{source}: the cue-token rows {token_ids} of the embeddings")
 
     def save_adapter(self, save_directory, processor: Any = None):
-        """Save only the projectors and the cue-token embedding rows (see `llavidal_core.modeling.adapter`)."""
+        """Save only the projectors and the cue-token embedding rows, and, when the LM is a peft model (LoRA
+        training), its adapters as the PEFT folder ``lora/`` (see `llavidal_core.modeling.adapter`)."""
         from llavidal_core.modeling.adapter import save_adapter
 
         return save_adapter(self, save_directory, processor)
 
     @classmethod
-    def from_adapter(cls, adapter, base=None, **base_kwargs) -> "LlavidalForConditionalGeneration":
-        """Load an adapter folder or repo onto ``base`` (a model, path or repo id; default: the one it names)."""
+    def from_adapter(cls, adapter, base=None, *, merge_lora: bool = True,
+                     **base_kwargs) -> "LlavidalForConditionalGeneration":
+        """Load an adapter folder or repo onto ``base`` (a model, path or repo id; default: the one it names).
+
+        Its ``lora/`` (LoRA training) is applied through peft, merged into the LM unless ``merge_lora=False``
+        (then ``language_model`` is a ``PeftModel``, e.g. to train on).
+        """
         from llavidal_core.modeling.adapter import load_adapter
 
-        return load_adapter(cls, adapter, base, **base_kwargs)
+        return load_adapter(cls, adapter, base, merge_lora=merge_lora, **base_kwargs)
 
     def push_to_hub(self, repo_id: str, *, processor: Any = None, adapter_only: bool = False, **hub_kwargs):
         """Upload the model (or only its adapter) and the processor to ``repo_id`` in one commit."""
@@ -329,8 +335,25 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
             **kwargs,
         )
 
-    def prepare_inputs_for_generation(self, *args, is_first_iteration: bool | None = False, **kwargs):
-        model_inputs = super().prepare_inputs_for_generation(*args, is_first_iteration=is_first_iteration, **kwargs)
+    def _expand_inputs_for_generation(self, expand_size: int = 1, is_encoder_decoder: bool = False,
+                                      input_ids: torch.LongTensor | None = None, **model_kwargs):
+        """transformers' expansion for beam search and ``num_return_sequences``, cue features included: each
+        sample's rows are repeated ``expand_size`` times, next to it, as its ``input_ids`` are (a ``[B, rows,
+        dim]`` batch along dim 0; the ``[rows, dim]`` of a single sample as a whole)."""
+        cue_inputs = {key: model_kwargs.pop(key) for key in CUE_INPUTS if model_kwargs.get(key) is not None}
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs)
+        for key, per_cue in cue_inputs.items():
+            if expand_size > 1:
+                per_cue = {cue: _repeat_per_sample(value, expand_size) for cue, value in per_cue.items()}
+            model_kwargs[key] = per_cue
+        return input_ids, model_kwargs
+
+    def prepare_inputs_for_generation(self, *args, inputs_embeds: torch.Tensor | None = None,
+                                      is_first_iteration: bool | None = False, **kwargs):
+        # inputs_embeds named here so that generate(inputs_embeds=...) is accepted (embeddings spliced by hand)
+        model_inputs = super().prepare_inputs_for_generation(*args, inputs_embeds=inputs_embeds,
+                                                             is_first_iteration=is_first_iteration, **kwargs)
         if not is_first_iteration and kwargs.get("use_cache", True):
             for key in CUE_INPUTS:  # the features are in the KV cache after prefill
                 model_inputs.pop(key, None)
@@ -397,6 +420,17 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
         check_finite(mean, f"cue {cue!r}: the feature mean fitted for standardisation")
         check_finite(std, f"cue {cue!r}: the feature standard deviation fitted for standardisation")
         projector.fit(mean.to(projector.feature_mean.device), std.to(projector.feature_std.device))
+
+
+def _repeat_per_sample(features: Any, times: int) -> Any:
+    """``[B, rows, ...]`` → ``[B * times, rows, ...]`` (each sample repeated next to itself); ``[rows, dim]``
+    (one sample) → ``[rows * times, dim]``; None stays None."""
+    if features is None:
+        return None
+    features = as_feature_tensor(features, "cue features")
+    if features.ndim == 2 and features.dtype != torch.bool:
+        return features.repeat(times, 1)
+    return features.repeat_interleave(times, dim=0)
 
 
 def describe_keys(keys: Sequence[str], shown: int = 8) -> str:

@@ -4,9 +4,9 @@ Every stage of a recipe builds the same model: the base LM with ALL the recipe's
 and projectors in every stage); a stage's data only uses its own cues. `copy_stage_weights` starts a stage
 from earlier ones: for each earlier stage it copies the projector weights and cue-token embedding rows of the
 cues that stage trained, the later stages winning, which replaces the original's merge script. An earlier
-stage that trained the LM itself (``llm`` or LoRA, saved ``full``) also hands on its LM weights
-(`copy_language_model_weights`): otherwise a curriculum that fine-tunes the LM would restart every stage
-from the untrained base LM.
+stage that trained the LM itself (``llm`` saved ``full``, or LoRA saved either way) also hands on its LM
+(`copy_language_model_weights`: the full save's weights, or its ``lora/`` adapter merged into the LM):
+otherwise a curriculum that fine-tunes the LM would restart every stage from the untrained base LM.
 """
 
 from __future__ import annotations
@@ -301,15 +301,22 @@ def copy_stage_weights(model: Any, stage_dir: Path, cues: Sequence[str]) -> None
 
 
 def stage_trained_language_model(train: TrainSection) -> bool:
-    """Whether a stage with these settings changed the LM's own weights (and saved them: ``save: full``)."""
-    return ("llm" in train.trainable or train.lora is not None) and train.save == "full"
+    """Whether a stage with these settings changed the LM and saved the change: ``llm`` with a full save, or
+    LoRA (merged into a full save, or as the ``lora/`` adapter)."""
+    return train.hands_on_language_model
 
 
 def copy_language_model_weights(model: Any, stage_dir: Path) -> None:
-    """Copy every LM weight (``language_model.*``, all embedding rows included) from a stage's full save."""
+    """Start the LM from a stage's: every LM weight (``language_model.*``, all embedding rows included) from
+    its full save, or, from an adapter-only save, its ``lora/`` merged into the LM."""
     import torch
 
+    from llavidal_core.modeling.adapter import LORA_FOLDER, merge_lora_folder
+
     stage_dir = Path(stage_dir)
+    if not _has_full_weights(stage_dir) and (stage_dir / LORA_FOLDER / "adapter_config.json").is_file():
+        model.language_model = merge_lora_folder(model.language_model, stage_dir / LORA_FOLDER)
+        return
     tensors = _stage_checkpoint(stage_dir).get
     with torch.no_grad():
         for name, parameter in model.named_parameters(remove_duplicate=True):
@@ -344,8 +351,14 @@ def _stage_checkpoint(stage_dir: Path):
     """
     from llavidal_core.conversion import checkpoints
 
-    weight_files = (checkpoints.SAFETENSORS_INDEX, checkpoints.SAFETENSORS_SINGLE, checkpoints.BIN_INDEX,
-                    checkpoints.BIN_SINGLE)
-    if not any((stage_dir / name).is_file() for name in weight_files):
+    if not _has_full_weights(stage_dir):
         raise LlavidalError(f"{stage_dir}: neither a saved model nor an adapter to start from")
     return checkpoints.CheckpointReader(stage_dir)
+
+
+def _has_full_weights(stage_dir: Path) -> bool:
+    from llavidal_core.conversion import checkpoints
+
+    weight_files = (checkpoints.SAFETENSORS_INDEX, checkpoints.SAFETENSORS_SINGLE, checkpoints.BIN_INDEX,
+                    checkpoints.BIN_SINGLE)
+    return any((Path(stage_dir) / name).is_file() for name in weight_files)

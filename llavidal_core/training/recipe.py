@@ -147,7 +147,13 @@ class HubSection:
 
 @dataclass
 class TrainSection:
-    """What trains and how. ``batch_size`` is per device; ``save``: the final output, ``full`` or ``adapter``.
+    """What trains and how. ``batch_size`` is per device; ``save``: the final output.
+
+    ``save: adapter`` writes what training added to the base LM: the projectors and cue-token rows
+    (``adapter.safetensors``, loaded with ``from_adapter``) and, with ``lora``, the LoRA as a PEFT adapter
+    folder ``lora/`` (``PeftModel.from_pretrained`` loads it onto the base LM). ``save: full`` writes the whole
+    model (LoRA merged into the LM), loaded with ``from_pretrained``; ``save: both`` writes both into the same
+    folder. Unset: ``adapter`` with ``lora``, ``full`` without (`resolved_save`).
 
     ``hub``: upload the output to the Hub (`HubSection`; off when absent). ``report_to``: the experiment
     trackers `TrainingArguments.report_to` names (``[none]`` for none; absent: TensorBoard when installed,
@@ -172,10 +178,34 @@ class TrainSection:
     save_total_limit: int | None = None
     logging_steps: int = 10
     seed: int = 42
-    save: Literal["full", "adapter"] = "full"
+    save: Literal["full", "adapter", "both"] | None = None
     hub: HubSection | None = None
     report_to: list[str] | None = None
     trainer_args: dict = field(default_factory=dict)
+
+    @property
+    def resolved_save(self) -> str:
+        """``save``, or its default when unset: ``adapter`` with ``lora`` (merged weights only when asked for),
+        else ``full``."""
+        if self.save is not None:
+            return self.save
+        return "adapter" if self.lora is not None else "full"
+
+    @property
+    def saves_adapter(self) -> bool:
+        """Whether the output holds the adapter (projectors, cue rows and, with ``lora``, ``lora/``)."""
+        return self.resolved_save in ("adapter", "both")
+
+    @property
+    def saves_full(self) -> bool:
+        """Whether the output holds the whole model (``from_pretrained``; LoRA merged into the LM)."""
+        return self.resolved_save in ("full", "both")
+
+    @property
+    def hands_on_language_model(self) -> bool:
+        """Whether a stage with these settings changes the LM and saves the change, for later stages to start
+        from: LoRA (merged into a full save, or as the ``lora/`` adapter), or ``llm`` with a full save."""
+        return self.lora is not None or ("llm" in self.trainable and self.saves_full)
 
 
 @dataclass
@@ -204,16 +234,21 @@ class Recipe:
     def stage_plans(self) -> list["StagePlan"]:
         """Every stage with its own ``data`` and ``train`` merged over the recipe's (one stage without ``stages``)."""
         if not self.stages:
-            return [StagePlan(DEFAULT_STAGE, [c.name for c in self.cues], [], self.data, self.train,
+            return [StagePlan(DEFAULT_STAGE, [c.name for c in self.cues], [], self.data, _with_save(self.train),
                               Path(self.output_dir))]
         plans = []
         for index, stage in enumerate(self.stages):
             where = f"stages.{index}"
             data = _build(DataSection, _merge(dataclasses.asdict(self.data), stage.data), f"{where}.data")
             train = _build(TrainSection, _merge(dataclasses.asdict(self.train), stage.train), f"{where}.train")
-            plans.append(StagePlan(stage.name, list(stage.cues), list(stage.init_from), data, train,
+            plans.append(StagePlan(stage.name, list(stage.cues), list(stage.init_from), data, _with_save(train),
                                    Path(self.output_dir) / stage.name))
         return plans
+
+
+def _with_save(train: TrainSection) -> TrainSection:
+    """``train`` with ``save`` set (a stage's own ``lora`` decides its default, not the recipe's)."""
+    return dataclasses.replace(train, save=train.resolved_save)
 
 
 @dataclass
@@ -429,6 +464,7 @@ def _check(recipe: Recipe) -> None:
         _check_train(plan.train, where)
         if plan.data.model_max_length <= 0:
             raise RecipeError(f"{where.removesuffix('train')}data.model_max_length must be positive")
+    _check_adapters_after_a_trained_lm(plans)
     _check_hub_repos(plans)
 
 
@@ -440,9 +476,9 @@ def _check_train(train: TrainSection, where: str) -> None:
         raise RecipeError(f"{where}: 'lora' trains adapters on a frozen LM; drop 'llm' from trainable or lora")
     if not train.trainable and train.lora is None:
         raise RecipeError(f"{where}.trainable: nothing would train")
-    if train.lora is not None and train.save == "adapter":
-        raise RecipeError(f"{where}.save: 'adapter' saves projectors and cue rows only, not LoRA weights; "
-                          "use save: full with lora")
+    if "llm" in train.trainable and train.saves_adapter:
+        raise RecipeError(f"{where}.save: an adapter ({train.resolved_save!r}) holds projectors, cue rows and LoRA, "
+                          "not the LM that 'llm' fine-tunes; use save: full, or LoRA instead of 'llm'")
     for name in ("batch_size", "gradient_accumulation_steps", "save_steps", "logging_steps"):
         if getattr(train, name) <= 0:
             raise RecipeError(f"{where}.{name} must be positive, got {getattr(train, name)}")
@@ -465,6 +501,18 @@ def _check_trainer_arg(key: str, where: str) -> None:
                           f"say it in the recipe with {field_name} (see the recipe documentation)")
     if key in RECIPE_TRAINER_ARGS:
         raise RecipeError(f"{where}.{key}: the recipe sets this from {RECIPE_TRAINER_ARGS[key]}; set that instead")
+
+
+def _check_adapters_after_a_trained_lm(plans: list[StagePlan]) -> None:
+    """A stage that starts its LM from an earlier stage's trained LM cannot save only an adapter: the adapter
+    (and its ``lora/``) goes onto the untrained base LM it names, which would silently drop that training."""
+    by_name = {plan.name: plan for plan in plans}
+    for plan in plans:
+        sources = [name for name in plan.init_from if by_name[name].train.hands_on_language_model]
+        if sources and plan.train.saves_adapter:
+            raise RecipeError(f"stages.{plan.name}.train.save: the stage starts its LM from stage {sources[-1]!r}, "
+                              f"which trained it; an adapter ({plan.train.resolved_save!r}) would load onto the "
+                              "untrained base LM; use save: full")
 
 
 def _check_hub_repos(plans: list[StagePlan]) -> None:

@@ -3,9 +3,14 @@
 Read top to bottom, `run_stage` is the whole recipe. Each stage writes to its own folder (the recipe's
 ``output_dir`` itself when there are no stages): ``checkpoint-N/`` every ``save_steps`` steps (the model, or
 only its adapter while the LM is frozen; optimizer, scheduler, RNG and data position, for ``--resume``), then
-the final model, loadable with ``from_pretrained`` (or, with ``train.save: adapter``, with ``from_adapter``)
-with the processor beside it, and ``llavidal_training.json`` marking the stage done. ``log.jsonl`` in
-``output_dir`` gathers the logs of every stage.
+the final output with the processor beside it, and ``llavidal_training.json`` marking the stage done.
+``log.jsonl`` in ``output_dir`` gathers the logs of every stage.
+
+The final output is what ``train.save`` asks for: ``full``, the whole model (LoRA merged into the LM),
+loadable with ``from_pretrained``; ``adapter``, what training added to the base LM, loadable with
+``from_adapter``: ``adapter.safetensors`` (projectors and cue-token rows) and, for a LoRA run, ``lora/``, a
+PEFT adapter folder that ``PeftModel.from_pretrained`` loads onto the base LM; ``both``, the two in one folder.
+Unset, a LoRA run saves the adapter and any other run the full model.
 """
 
 from __future__ import annotations
@@ -126,24 +131,24 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
         _say(f"stage {plan.name}: resuming from {checkpoint}")
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-    # The final output: a from_pretrained-loadable folder (or an adapter) with the processor beside it.
-    if plan.train.lora is not None:
-        model_setup.merge_lora(model)
+    # The final output (train.save): the adapter (LoRA unmerged, in lora/) and/or the full model (LoRA merged),
+    # with the processor beside it.
     with reporting_write_failures(plan.output_dir, f"the stage {plan.name} model"):
         if trainer.is_world_process_zero():  # the encoders that made the features, so inference makes them again
             plan.output_dir.mkdir(parents=True, exist_ok=True)
             model.config.cue_encoders = {cue: record.bundle(plan.output_dir, cue).to_dict()
                                          for cue, (record, _) in provenance.items()}
-        if plan.train.save == "adapter":
-            if trainer.is_world_process_zero():
-                model.save_adapter(plan.output_dir, processor)
-                if plan.train.hub is not None:  # the Trainer pushes full saves itself, not adapters
-                    push_output_folder(plan.output_dir, plan.train.hub, plan.name)
-        else:
-            trainer.save_model(str(plan.output_dir))
+        if plan.train.saves_adapter and trainer.is_world_process_zero():
+            model.save_adapter(plan.output_dir, processor)  # before merging: lora/ holds the LoRA itself
+        if plan.train.saves_full:
+            if plan.train.lora is not None:
+                model_setup.merge_lora(model)
+            trainer.save_model(str(plan.output_dir))  # the Trainer pushes the folder (adapter too) itself
+        elif trainer.is_world_process_zero() and plan.train.hub is not None:
+            push_output_folder(plan.output_dir, plan.train.hub, plan.name)
         if trainer.is_world_process_zero():
             summary = {"stage": plan.name, "cues": plan.cues, "init_from": plan.init_from,
-                       "save": plan.train.save, "global_step": trainer.state.global_step,
+                       "save": plan.train.resolved_save, "global_step": trainer.state.global_step,
                        "train_loss": result.training_loss, "parameters": counts.by_part, "data": report.as_dict()}
             (plan.output_dir / STAGE_DONE_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     if trainer.is_world_process_zero():

@@ -50,11 +50,17 @@ def test_full_round_trip_by_path(fused, tmp_path):
 
 
 def test_saved_model_card_lists_cues_and_plugins(fused, tmp_path):
+    from huggingface_hub import ModelCard
+
     model, _ = fused
     model.save_pretrained(tmp_path)
     card = (tmp_path / "README.md").read_text()
 
-    assert "library_name: llavidal" in card and "- llavidal-cue-object" in card
+    data = ModelCard.load(tmp_path / "README.md").data
+    assert data.library_name == "llavidal" and data.pipeline_tag == "video-text-to-text"
+    assert data.tags == ["llavidal", "video-text-to-text", "cue-video", "cue-object", "cue-pose"]
+    assert data.base_model is None  # the base LM is a local folder here, not a Hub id
+    assert 'pipe = LlavidalPipeline.from_pretrained("path/to/model")' in card
     for line in ("pip install llavidal-core", "pip install llavidal-video", "pip install llavidal-object",
                  "pip install llavidal-pose"):
         assert line in card.splitlines()
@@ -106,7 +112,9 @@ def test_load_by_repo_id_from_an_offline_cache(fused, tmp_path, offline_hub):
 
 
 def test_push_to_hub_uploads_model_processor_and_card(fused, monkeypatch):
-    from huggingface_hub import HfApi, RepoUrl
+    from huggingface_hub import HfApi, ModelCard, RepoUrl
+
+    from llavidal_core.hub import ModelCardError
 
     model, processor = fused
     uploads = []
@@ -124,11 +132,24 @@ def test_push_to_hub_uploads_model_processor_and_card(fused, monkeypatch):
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
 
+    report = {"accuracy": {"toy": {"accuracy": 0.75, "ci95": [0.5, 1.0], "n": 8}}, "mode": "loglik",
+              "normalize": "mean"}
     assert model.push_to_hub("org/tiny-llavidal", processor=processor) == "commit-url"
     model.push_to_hub("org/tiny-llavidal-adapter", adapter_only=True)
     processor.push_to_hub("org/tiny-llavidal-processor")
+    model.push_to_hub("org/tiny-llavidal-carded", processor=processor, license="mit", datasets=["org/adl-x"],
+                      eval_report=report)
+    with pytest.raises(ModelCardError, match="Hub dataset ids"):
+        model.push_to_hub("org/never", datasets=["data/train.json"])
+    with pytest.raises(ModelCardError, match="go into a model card"):
+        processor.push_to_hub("org/never", license="mit")
 
-    full, adapter, processor_only = uploads
+    full, adapter, processor_only, carded = uploads
+    card = ModelCard(carded["card"])
+    assert (card.data.license, card.data.datasets, card.data.model_name) == ("mit", ["org/adl-x"],
+                                                                             "org/tiny-llavidal-carded")
+    assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [("toy", 0.75)]
+    assert 'from_pretrained("org/tiny-llavidal-carded")' in carded["card"]
     assert full["repo_id"] == "org/tiny-llavidal"
     assert full["files"] == ["README.md", "config.json", "generation_config.json", "model.safetensors",
                              "processor_config.json", "tokenizer.json", "tokenizer_config.json"]

@@ -278,3 +278,27 @@ def test_wrapping_a_language_model_with_its_tokenizer(tiny_llm):
     assert model.config.base_model_name_or_path == language_model.config.name_or_path
     assert model.language_model is language_model
     assert torch.equal(model.get_input_embeddings().weight.detach()[:99], base_rows)  # the base rows are untouched
+
+
+@pytest.mark.parametrize("options", [dict(num_beams=3), dict(num_beams=3, num_return_sequences=2),
+                                     dict(do_sample=True, num_return_sequences=2, top_k=5)])
+def test_beam_search_and_several_sequences_expand_every_cue(options):
+    model, processor = build_tiny_llavidal()
+    presence = [{"video": None, "object": 2, "pose": None}, {"object": 1, "pose": None}]
+    per_sample = [sample_features(TINY_CUES, present, seed=5 * i) for i, present in enumerate(presence)]
+    prompts = [conversation(placeholders_for(TINY_CUES, present), answer=None) for present in presence]
+    batch = processor(prompts, per_sample, add_generation_prompt=True)
+    settings = dict(max_new_tokens=5, pad_token_id=processor.tokenizer.pad_token_id, **options)
+    if not settings.get("do_sample"):
+        settings["do_sample"] = False
+
+    torch.manual_seed(0)
+    fused = model.generate(**batch, **settings)[:, batch["input_ids"].shape[1]:]
+
+    with torch.no_grad():  # the same search on embeddings spliced by hand: what the expansion must reproduce
+        embeds = model.embed_inputs(batch["input_ids"], batch["cue_features"], batch.get("cue_feature_masks"))
+    torch.manual_seed(0)
+    by_hand = model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **settings)
+    sequences = 2 * options.get("num_return_sequences", 1)
+    assert fused.shape[0] == by_hand.shape[0] == sequences
+    assert fused.tolist() == by_hand.tolist()

@@ -217,3 +217,23 @@ def test_a_model_whose_encoder_record_is_broken_says_which_cue(saved_model, fake
     spec = pipe.processor.cues[0]  # precomputed features still answer
     assert isinstance(pipe(features={"video": torch.zeros(spec.num_tokens, spec.feature_dim)}, question="What?",
                            max_new_tokens=3), str)
+
+
+def test_any_generate_option_and_a_generation_config_reach_generate(pipe, saved_model):
+    from transformers import GenerationConfig
+
+    _, videos = saved_model
+    question = "What is the person doing?"
+    greedy = pipe(video=videos[0], question=question, max_new_tokens=6)
+    beams = pipe(video=videos[0], question=question, max_new_tokens=6, num_beams=3, repetition_penalty=1.3)
+    assert isinstance(beams, str)
+    several = pipe(video=videos[:2], question=question, max_new_tokens=6, num_beams=3, num_return_sequences=2)
+    assert len(several) == 2 and all(isinstance(answers, list) and len(answers) == 2 for answers in several)
+    config = GenerationConfig(max_new_tokens=6, do_sample=False, num_beams=1)
+    assert pipe(video=videos[0], question=question, generation_config=config) == greedy
+    shorter = pipe(video=videos[0], question=question, generation_config=config, max_new_tokens=2)
+    assert len(shorter) <= len(greedy)  # a setting given here overrides the config
+    with pytest.raises(ValueError, match="not_a_generate_option"):
+        pipe(video=videos[0], question=question, max_new_tokens=2, not_a_generate_option=1)
+    with pytest.raises(ValueError, match="num_return_sequences must be 1"):
+        pipe.chat(video=videos[0]).ask(question, num_return_sequences=2, num_beams=2)

@@ -85,6 +85,9 @@ def test_the_lm_of_a_model_with_other_cues_is_refused_with_both_shapes(tmp_path)
     (["projectors", "embeddings"], {"r": 4}, "full", True),
     (["projectors", "embeddings"], None, "full", False),
     (["projectors", "embeddings"], None, "adapter", False),
+    (["projectors", "embeddings"], {"r": 4}, "adapter", True),  # its lora/ merges into the next stage's LM
+    (["projectors", "embeddings"], {"r": 4}, None, True),
+    (["llm", "projectors"], None, "both", True),
 ])
 def test_which_stages_hand_on_their_lm(trainable, lora, save, hands_on):
     from llavidal_core.training.model_setup import stage_trained_language_model
@@ -103,3 +106,24 @@ def test_the_lm_of_another_architecture_is_refused_naming_the_missing_weight(tmp
     deep, _ = build_tiny_llavidal()
     with pytest.raises(LlavidalError, match=r"stage: no language_model\.model\.layers\.1\..* to start the LM from"):
         copy_language_model_weights(deep, tmp_path / "stage")
+
+
+def test_the_lm_comes_from_an_adapter_save_s_lora_merged(tmp_path):
+    """A LoRA stage saved as an adapter hands on its LM as ``lora/`` merged into the next stage's LM."""
+    peft = pytest.importorskip("peft")
+    from llavidal_core.training.model_setup import copy_language_model_weights
+
+    trained, processor = build_tiny_llavidal(seed=1)
+    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    trained.language_model = peft.get_peft_model(trained.language_model, config)
+    trained.save_adapter(tmp_path / "stage", processor)
+    assert (tmp_path / "stage" / "lora" / "adapter_config.json").is_file()
+    want = trained.language_model.merge_and_unload()
+
+    fresh, _ = build_tiny_llavidal(seed=1)
+    before = fresh.language_model.get_parameter("model.layers.0.self_attn.q_proj.weight").clone()
+    copy_language_model_weights(fresh, tmp_path / "stage")
+    assert not any("lora" in name for name, _ in fresh.named_parameters())
+    assert not torch.equal(fresh.language_model.get_parameter("model.layers.0.self_attn.q_proj.weight"), before)
+    for (name, got), (_, expected) in zip(fresh.language_model.named_parameters(), want.named_parameters()):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-6, msg=name)
