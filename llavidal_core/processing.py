@@ -30,6 +30,7 @@ from llavidal_core.feature_inputs import as_feature_tensor
 from llavidal_core.finite import check_finite
 from llavidal_core.legacy_tokenization import SentencePieceLegacyEncoder
 from llavidal_core.templates import ChatTurn, get_template
+from transformers import ProcessorMixin
 
 IGNORE_INDEX = -100
 PROCESSOR_CONFIG_NAME = "processor_config.json"
@@ -54,8 +55,9 @@ class _CueRun:
     end: int  # exclusive
 
 
-class LlavidalProcessor:
-    """Turns conversations and per-sample cue features into model inputs.
+class LlavidalProcessor(ProcessorMixin):
+    """Turns conversations and per-sample cue features into model inputs (a transformers ``ProcessorMixin``:
+    ``AutoProcessor`` loads it, `apply_chat_template` takes transformers-style messages).
 
     Args:
         tokenizer: the LM's tokenizer; the cue tokens are added to it (see `llavidal_core.cue_tokens`).
@@ -76,8 +78,19 @@ class LlavidalProcessor:
     def __init__(self, tokenizer: Any, cues: Sequence[CueSpec], *, use_start_end: bool = True,
                  template: str = "vicuna_v1_1", inference_template: str = "llavidal_v1",
                  model_max_length: int | None = None, tokenization: str = "native"):
-        self.tokenizer = tokenizer
+        from llavidal_core.chat_messages import jinja_chat_template
+
         self.cues = tuple(cues)
+        templates = {name: jinja_chat_template(get_template(name), self.cues) for name in (template, inference_template)}
+        super().__init__(tokenizer, chat_template=templates[inference_template])
+        named = {"default": templates[inference_template], **templates}
+        if isinstance(tokenizer.chat_template, str) and tokenizer.chat_template not in named.values():
+            named["base"] = tokenizer.chat_template  # the base LM's own template, kept under its name
+        elif isinstance(tokenizer.chat_template, dict):
+            named = {**tokenizer.chat_template, **named}
+        tokenizer.chat_template = named  # saved with the tokenizer: tools using only the tokenizer prompt as trained
+        self.cue_encoders: dict[str, Any] = {}  # cue -> encoder, for cue parts given as paths (see apply_chat_template)
+        self.name_or_path: str | None = None
         self.use_start_end = use_start_end
         self.template = get_template(template)
         self.inference_template = get_template(inference_template)
@@ -117,8 +130,9 @@ class LlavidalProcessor:
         return rows
 
     def encode(self, conversation: Sequence[ChatTurn | Mapping[str, Any]], cue_rows: Mapping[str, int] | None = None,
-               *, add_generation_prompt: bool = False, sample_index: int = 0) -> EncodedSample:
-        """Token ids and labels of one conversation; ``cue_rows`` gives each present cue's row count."""
+               *, add_generation_prompt: bool = False, sample_index: int = 0, system: str | None = None) -> EncodedSample:
+        """Token ids and labels of one conversation; ``cue_rows`` gives each present cue's row count; ``system``
+        replaces the template's system text."""
         cue_rows = dict(cue_rows or {})
         template = self.inference_template if add_generation_prompt else self.template
         ids: list[int] = []
@@ -128,7 +142,7 @@ class LlavidalProcessor:
             labels.append(IGNORE_INDEX)
         runs: list[_CueRun] = []
         texts: list[tuple[str, bool]] = []  # text since the last cue run, each part flagged answer or not
-        for segment in template.segments(conversation, add_generation_prompt):
+        for segment in template.segments(conversation, add_generation_prompt, system):
             for piece in self._split_placeholders(segment.text):
                 cue = self._cue_by_placeholder.get(piece)
                 if cue is None:
@@ -199,8 +213,9 @@ class LlavidalProcessor:
 
     def __call__(self, conversations: Sequence[Sequence[ChatTurn | Mapping[str, Any]]],
                  cue_features: Sequence[Mapping[str, torch.Tensor] | None] | None = None, *,
-                 add_generation_prompt: bool = False, padding_side: str | None = None) -> dict[str, Any]:
-        """Encode and pad a batch.
+                 add_generation_prompt: bool = False, padding_side: str | None = None,
+                 systems: Sequence[str | None] | None = None) -> dict[str, Any]:
+        """Encode and pad a batch (``systems``: each conversation's system text, None for the template's).
 
         Returns ``input_ids``, ``attention_mask``, ``labels`` (not for generation prompts), ``cue_features``
         (``{cue: [B, rows, dim]}``) and ``cue_feature_masks`` (``{cue: [B, rows]}`` bool, for the cues whose
@@ -228,7 +243,7 @@ class LlavidalProcessor:
                 raise ValueError(f"sample {index}: unknown cues {unknown}; the processor's cues are {list(self._specs)}")
             rows = {cue: self.cue_rows(cue, tensor) for cue, tensor in features.items()}
             samples.append(self.encode(conversation, rows, add_generation_prompt=add_generation_prompt,
-                                       sample_index=index))
+                                       sample_index=index, system=systems[index] if systems else None))
         side = padding_side or ("left" if add_generation_prompt else "right")
         batch = self.pad(samples, side, with_labels=not add_generation_prompt)
         batch["cue_features"], batch["cue_feature_masks"] = self.collate_cue_features(per_sample)
@@ -276,6 +291,86 @@ class LlavidalProcessor:
             if not bool(mask.all()):
                 masks[spec.name] = mask
         return features, masks
+
+    # -- transformers-style messages -----------------------------------------------------------------------
+
+    def apply_chat_template(self, conversation, *, add_generation_prompt: bool = False, tokenize: bool = True,
+                            return_dict: bool = True, return_tensors: str | None = "pt",
+                            return_assistant_tokens_mask: bool = False, encoders: Mapping[str, Any] | None = None,
+                            **unused: Any):
+        """Messages (one conversation, or a list of them) → model inputs, as transformers' processors do.
+
+        Messages are ``{"role", "content"}`` with content a string or parts: ``{"type": "text", "text"}`` and
+        one part per cue, ``{"type": "video", "path": "clip.mp4"}`` or ``{"type": "pose", "features": tensor}``
+        (`llavidal_core.chat_messages`). A part given as a path is encoded by ``encoders[cue]``, else by this
+        processor's ``cue_encoders`` (loaded by `load_cue_encoders`: the encoders the model records, as
+        `LlavidalPipeline` loads them), so the result equals what the pipeline feeds the model.
+
+        ``tokenize=False`` returns the prompt text (placeholders unexpanded); otherwise ``input_ids`` and
+        ``attention_mask`` (left-padded with a generation prompt), ``cue_features`` / ``cue_feature_masks``,
+        ``labels`` when the conversation ends with an answer, and ``assistant_masks`` (1 on answer tokens) with
+        ``return_assistant_tokens_mask``; ``return_dict=False`` returns ``input_ids`` alone. Labels come from
+        token spans, as in training. Only ``return_tensors="pt"`` is supported.
+
+        Raises ValueError for malformed messages (naming the message and part) and for a cue part with a path
+        but no encoder for its cue.
+        """
+        from llavidal_core.chat_messages import parse_messages
+
+        if tokenize and return_tensors not in ("pt", None):
+            raise ValueError(f"return_tensors={return_tensors!r}: llavidal returns torch tensors ('pt')")
+        batched = bool(conversation) and not isinstance(conversation[0], Mapping)
+        conversations = list(conversation) if batched else [conversation]
+        parsed = [parse_messages(messages, self.cues) for messages in conversations]
+        if not tokenize:
+            texts = [(self.inference_template if add_generation_prompt else self.template).render(
+                item.turns, add_generation_prompt, item.system) for item in parsed]
+            return texts if batched else texts[0]
+        features = [self._cue_features_of(item.cue_inputs, encoders) for item in parsed]
+        batch = self([item.turns for item in parsed], features, add_generation_prompt=add_generation_prompt,
+                     systems=[item.system for item in parsed])
+        if return_assistant_tokens_mask:
+            if "labels" not in batch:
+                raise ValueError("return_assistant_tokens_mask needs conversations that end with an answer")
+            batch["assistant_masks"] = (batch["labels"] != IGNORE_INDEX).long()
+        return batch if return_dict else batch["input_ids"]
+
+    def _cue_features_of(self, cue_inputs: Mapping[str, Any], encoders: Mapping[str, Any] | None) -> dict[str, Any]:
+        features = {}
+        for cue, value in cue_inputs.items():
+            if isinstance(value, (str, os.PathLike)):
+                encoder = (encoders or {}).get(cue) or self.cue_encoders.get(cue)
+                if encoder is None and not encoders and self.name_or_path is not None and not self.cue_encoders:
+                    self.load_cue_encoders()
+                    encoder = self.cue_encoders.get(cue)
+                if encoder is None:
+                    raise ValueError(f"the {cue!r} part gives a path ({value}) but there is no encoder for the {cue} "
+                                     "cue: give its 'features', or encoders={cue: encoder}, or load the model's "
+                                     "encoders with processor.load_cue_encoders(MODEL)")
+                value = encoder.encode([value])[0]
+            features[cue] = value
+        return features
+
+    def load_cue_encoders(self, model: str | os.PathLike | None = None, device: str = "cpu") -> dict[str, Any]:
+        """Load the cue encoders a model records (its config's ``cue_encoders``; default: the folder or repo
+        this processor was loaded from) through the installed plugins, into ``cue_encoders``. A cue whose
+        encoder cannot be loaded is left out with a warning (its parts then need ``features``)."""
+        import warnings
+
+        from llavidal_core.errors import LlavidalError
+        from llavidal_core.inference.pipeline import load_cue_encoder
+        from llavidal_core.modeling import LlavidalConfig
+
+        model = model if model is not None else self.name_or_path
+        if model is None:
+            raise ValueError("name the model whose encoders to load (this processor was not loaded from one)")
+        for cue, record in dict(LlavidalConfig.from_pretrained(model).cue_encoders).items():
+            try:
+                self.cue_encoders[cue] = load_cue_encoder(cue, record, device, model)
+            except LlavidalError as exc:
+                warnings.warn(f"the model's {cue!r} encoder cannot be loaded ({exc}); give that cue's features",
+                              stacklevel=2)
+        return self.cue_encoders
 
     def batch_decode(self, *args, **kwargs) -> list[str]:
         return self.tokenizer.batch_decode(*args, **kwargs)
@@ -326,7 +421,7 @@ class LlavidalProcessor:
             raise LlavidalError(f"{pretrained_model_name_or_path}: no {PROCESSOR_CONFIG_NAME} (not a llavidal processor)")
         config = json.loads(Path(config_file).read_text(encoding="utf-8"))
         tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        return cls(
+        processor = cls(
             tokenizer,
             [CueSpec.from_dict(spec) for spec in config["cues"]],
             use_start_end=config["use_start_end"],
@@ -335,6 +430,8 @@ class LlavidalProcessor:
             model_max_length=config.get("model_max_length"),
             tokenization=config.get("tokenization", "native"),
         )
+        processor.name_or_path = str(pretrained_model_name_or_path)
+        return processor
 
     def _spec(self, cue: str) -> CueSpec:
         return self._specs[cue]

@@ -39,18 +39,20 @@ class ChatTemplate:
     sep: str = " "
     sep2: str = "</s>"
 
-    def segments(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False) -> list[Segment]:
+    def segments(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False,
+                 system: str | None = None) -> list[Segment]:
         """The conversation as prompt and answer segments (answers carry their leading " " and ``sep2``).
 
         With ``add_generation_prompt`` the conversation must end with a user turn, and the last segment ends
-        with the assistant role and its colon, ready for the model to continue.
+        with the assistant role and its colon, ready for the model to continue. ``system`` replaces the
+        template's system text.
         """
         turns = [normalize_turn(turn) for turn in turns]
         check_alternation(turns, self.name)
         if add_generation_prompt and turns[-1].role != USER:
             raise ValueError(f"template {self.name!r}: a generation prompt needs the conversation to end with a user turn")
         segments: list[Segment] = []
-        prompt = self.system + self.sep
+        prompt = (self.system if system is None else system) + self.sep
         for turn in turns:
             if turn.role == USER:
                 prompt += f"{self.roles[0]}: {turn.text}{self.sep}{self.roles[1]}:"
@@ -64,9 +66,10 @@ class ChatTemplate:
             segments.append(Segment(prompt, is_answer=False))
         return segments
 
-    def render(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False) -> str:
+    def render(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False,
+               system: str | None = None) -> str:
         """The whole prompt string, as the seed's ``Conversation.get_prompt`` writes it."""
-        return "".join(segment.text for segment in self.segments(turns, add_generation_prompt))
+        return "".join(segment.text for segment in self.segments(turns, add_generation_prompt, system))
 
 
 def normalize_turn(turn: ChatTurn | Mapping[str, Any]) -> ChatTurn:

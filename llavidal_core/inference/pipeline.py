@@ -168,6 +168,7 @@ class LlavidalPipeline:
                                   stacklevel=2)
         pipeline = cls(model, processor, loaded)
         pipeline.encoder_errors = errors
+        processor.cue_encoders = dict(loaded)  # processor.apply_chat_template encodes cue parts given as paths with them
         return pipeline
 
     # -- features --------------------------------------------------------------------------------------------

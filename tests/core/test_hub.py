@@ -151,10 +151,11 @@ def test_push_to_hub_uploads_model_processor_and_card(fused, monkeypatch):
     assert [(r.dataset_name, r.metric_value) for r in card.data.eval_results] == [("toy", 0.75)]
     assert 'from_pretrained("org/tiny-llavidal-carded")' in carded["card"]
     assert full["repo_id"] == "org/tiny-llavidal"
-    assert full["files"] == ["README.md", "config.json", "generation_config.json", "model.safetensors",
+    templates = ["additional_chat_templates", "chat_template.jinja"]  # llavidal's chat templates, in Jinja
+    assert full["files"] == ["README.md", *templates, "config.json", "generation_config.json", "model.safetensors",
                              "processor_config.json", "tokenizer.json", "tokenizer_config.json"]
     assert "# org/tiny-llavidal" in full["card"] and 'from_pretrained("org/tiny-llavidal")' in full["card"]
     assert "pip install llavidal-pose" in full["card"]
     assert adapter["files"] == ["README.md", "adapter.safetensors", "config.json"]
     assert 'from_adapter("org/tiny-llavidal-adapter")' in adapter["card"]
-    assert processor_only["files"] == ["processor_config.json", "tokenizer.json", "tokenizer_config.json"]
+    assert processor_only["files"] == [*templates, "processor_config.json", "tokenizer.json", "tokenizer_config.json"]

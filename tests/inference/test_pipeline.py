@@ -237,3 +237,21 @@ def test_any_generate_option_and_a_generation_config_reach_generate(pipe, saved_
         pipe(video=videos[0], question=question, max_new_tokens=2, not_a_generate_option=1)
     with pytest.raises(ValueError, match="num_return_sequences must be 1"):
         pipe.chat(video=videos[0]).ask(question, num_return_sequences=2, num_beams=2)
+
+
+def test_messages_through_apply_chat_template_and_generate_answer_as_the_pipeline(saved_model, fake_video_plugins):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model_dir, videos = saved_model
+    question = "What is the person doing?"
+    expected = LlavidalPipeline.from_pretrained(model_dir, device="cpu")(video=videos[0], question=question,
+                                                                         max_new_tokens=8)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(model_dir).eval()
+    messages = [{"role": "user", "content": [{"type": "text", "text": question},
+                                             {"type": "video", "path": str(videos[0])}]}]
+    inputs = processor.apply_chat_template(messages, add_generation_prompt=True)  # the encoder the model records
+    output = model.generate(**inputs, max_new_tokens=8, do_sample=False,
+                            pad_token_id=processor.tokenizer.pad_token_id)
+    answer = processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+    assert answer.strip() == expected

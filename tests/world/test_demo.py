@@ -152,7 +152,9 @@ def test_the_demo_model_answers_from_raw_inputs_with_the_training_features(tmp_p
                  "--videos", str(world / "videos"), "--device", "cpu", "--out", str(report)]) == 0
     (scored,) = json.loads(report.read_text())["accuracy"].values()
     assert scored["accuracy"] == results["video+object"]["accuracy"] and scored["n"] == results["video+object"]["n"]
-    assert "note" not in capsys.readouterr().err
+    notes = [line for line in capsys.readouterr().err.splitlines() if "note:" in line]
+    assert notes == [f"llavidal: note: to put these results in the model card: llavidal card "
+                     f"{model_dir.parent / 'video+object'} --eval {report}"]  # no cue left out
     assert main(["eval", "mcq", str(model_dir), "--questions", str(world / "mcq_test.json"),
                  "--videos", str(world / "videos"), "--device", "cpu"]) == 0
     assert "the cues ['pose'] take no video input; they are left out" in capsys.readouterr().err
