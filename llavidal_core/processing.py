@@ -29,7 +29,7 @@ from llavidal_core.errors import LlavidalError
 from llavidal_core.feature_inputs import as_feature_tensor
 from llavidal_core.finite import check_finite
 from llavidal_core.legacy_tokenization import SentencePieceLegacyEncoder
-from llavidal_core.templates import ChatTurn, get_template
+from llavidal_core.templates import BASE, BaseLMTemplate, ChatTurn, get_template
 from transformers import ProcessorMixin
 
 IGNORE_INDEX = -100
@@ -63,7 +63,8 @@ class LlavidalProcessor(ProcessorMixin):
         tokenizer: the LM's tokenizer; the cue tokens are added to it (see `llavidal_core.cue_tokens`).
         cues: the model's cues, in config order.
         use_start_end: wrap each patch run in the cue's start/end tokens.
-        template: the training chat template; ``inference_template`` is used for generation prompts.
+        template: the training chat template (`vicuna_v1_1`, `llavidal_v1`, or `base`: the base LM's own, see
+            `llavidal_core.templates.BaseLMTemplate`); ``inference_template`` is used for generation prompts.
         model_max_length: longest sample kept (the tokenizer's ``model_max_length`` by default).
         tokenization: ``"native"`` (the tokenizer as it is) or ``"sentencepiece_legacy"`` (the original
             LLAVIDAL's ids: transformers 4.x's slow LLaMA tokenizer, see `llavidal_core.legacy_tokenization`;
@@ -81,19 +82,22 @@ class LlavidalProcessor(ProcessorMixin):
         from llavidal_core.chat_messages import jinja_chat_template
 
         self.cues = tuple(cues)
-        templates = {name: jinja_chat_template(get_template(name), self.cues) for name in (template, inference_template)}
+        own = tokenizer.chat_template  # the base LM's template (a string), or the names a saved processor wrote
+        base = own.get(BASE) if isinstance(own, dict) else own
+        if BASE in (template, inference_template) and not base:
+            raise ValueError("template 'base' uses the base LM's own chat template, but its tokenizer has none")
+        templates = {name: base if name == BASE else jinja_chat_template(get_template(name), self.cues)
+                     for name in (template, inference_template)}
         super().__init__(tokenizer, chat_template=templates[inference_template])
-        named = {"default": templates[inference_template], **templates}
-        if isinstance(tokenizer.chat_template, str) and tokenizer.chat_template not in named.values():
-            named["base"] = tokenizer.chat_template  # the base LM's own template, kept under its name
-        elif isinstance(tokenizer.chat_template, dict):
-            named = {**tokenizer.chat_template, **named}
+        named = {**(own if isinstance(own, dict) else {}), **({BASE: base} if base else {}),
+                 **templates, "default": templates[inference_template]}
         tokenizer.chat_template = named  # saved with the tokenizer: tools using only the tokenizer prompt as trained
         self.cue_encoders: dict[str, Any] = {}  # cue -> encoder, for cue parts given as paths (see apply_chat_template)
         self.name_or_path: str | None = None
         self.use_start_end = use_start_end
-        self.template = get_template(template)
-        self.inference_template = get_template(inference_template)
+        self.template = BaseLMTemplate(tokenizer, base) if template == BASE else get_template(template)
+        self.inference_template = (BaseLMTemplate(tokenizer, base) if inference_template == BASE
+                                   else get_template(inference_template))
         self.model_max_length = model_max_length or tokenizer.model_max_length
         self.cue_token_ids = add_cue_tokens(tokenizer, self.cues, use_start_end)
         self._specs = {spec.name: spec for spec in self.cues}

@@ -123,3 +123,65 @@ def get_template(name: str) -> ChatTemplate:
     if name not in TEMPLATES:
         raise ValueError(f"unknown chat template {name!r}; known templates: {sorted(TEMPLATES)}")
     return TEMPLATES[name]
+
+
+BASE = "base"
+
+
+class BaseLMTemplate:
+    """The base LM's own chat template (Jinja, as its tokenizer has it) used as a llavidal template:
+    ``template="base"`` in a processor or recipe, for LMs not prompted in Vicuna style.
+
+    Its segments come from rendering the conversation turn by turn: the answer of turn ``i`` is what rendering
+    the turns up to ``i`` adds to the prompt for it, so labels still come from token spans. A template that does
+    not render a conversation as the prompt of its first turns followed by the rest (few do not) is refused with
+    a ValueError. A BOS token the template writes at the start is dropped: the processor adds the BOS id.
+    """
+
+    name = BASE
+
+    def __init__(self, tokenizer: Any, jinja: str) -> None:
+        self.tokenizer = tokenizer
+        self.jinja = jinja
+
+    def _render(self, messages: list[dict[str, str]], add_generation_prompt: bool) -> str:
+        text = self.tokenizer.apply_chat_template(messages, chat_template=self.jinja, tokenize=False,
+                                                  add_generation_prompt=add_generation_prompt)
+        bos = getattr(self.tokenizer, "bos_token", None)
+        return text[len(bos):] if bos and text.startswith(bos) else text
+
+    def segments(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False,
+                 system: str | None = None) -> list[Segment]:
+        turns = [normalize_turn(turn) for turn in turns]
+        check_alternation(turns, self.name)
+        if add_generation_prompt and turns[-1].role != USER:
+            raise ValueError("template 'base': a generation prompt needs the conversation to end with a user turn")
+        if not add_generation_prompt and turns[-1].role == USER:
+            raise ValueError("template 'base': the conversation ends with a user turn and no answer")
+        messages = [{"role": "system", "content": system}] if system is not None else []
+        segments: list[Segment] = []
+        done = ""
+        for turn in turns:
+            if turn.role == ASSISTANT:
+                prompt = self._render(messages, add_generation_prompt=True)
+                messages.append({"role": ASSISTANT, "content": turn.text})
+                full = self._render(messages, add_generation_prompt=False)
+                if not (prompt.startswith(done) and full.startswith(prompt)):
+                    raise ValueError("template 'base': the base LM's chat template does not render a conversation "
+                                     "as its earlier turns followed by the next one, so answers cannot be found "
+                                     "by their spans; use template vicuna_v1_1 or llavidal_v1")
+                segments += [Segment(prompt[len(done):], is_answer=False), Segment(full[len(prompt):], is_answer=True)]
+                done = full
+            else:
+                messages.append({"role": USER, "content": turn.text})
+        if add_generation_prompt:
+            prompt = self._render(messages, add_generation_prompt=True)
+            if not prompt.startswith(done):
+                raise ValueError("template 'base': the base LM's chat template changes earlier turns when a turn is "
+                                 "added; use template vicuna_v1_1 or llavidal_v1")
+            segments.append(Segment(prompt[len(done):], is_answer=False))
+        return segments
+
+    def render(self, turns: Iterable[ChatTurn | Mapping[str, Any]], add_generation_prompt: bool = False,
+               system: str | None = None) -> str:
+        return "".join(segment.text for segment in self.segments(turns, add_generation_prompt, system))

@@ -97,7 +97,9 @@ class DataSection:
     """The instruction data: ``train`` is an ADL-X style JSON / JSON-lines file.
 
     ``missing_cue``: what a sample gets for a cue whose feature file is missing: ``drop`` (its placeholder
-    is removed from the text) or ``zeros`` (zero features, as the original does). ``tokenization``:
+    is removed from the text) or ``zeros`` (zero features, as the original does).
+    ``template``: ``vicuna_v1_1`` (the original's training template; prompts then use ``llavidal_v1``) or
+    ``base`` (the base LM's own chat template, for training and prompts). ``tokenization``:
     ``native`` (the tokenizer as it is) or ``sentencepiece_legacy`` (the original LLAVIDAL's token ids, for
     LLaMA/LLaVA SentencePiece tokenizers); saved with the model's processor. ``cache_features``: keep every
     feature tensor in memory after its first read, instead of reading its file again each epoch (for

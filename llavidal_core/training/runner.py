@@ -71,6 +71,8 @@ def run_stage(recipe: Recipe, plan: StagePlan, *, resume: bool = False) -> Path:
     cues = model_setup.describe_cues_by_their_features(cues, provenance)
     processor = LlavidalProcessor(model_setup.load_tokenizer(recipe.model), cues,
                                   use_start_end=plan.data.use_start_end, template=plan.data.template,
+                                  # the base LM's own template prompts it at inference too
+                                  **({"inference_template": "base"} if plan.data.template == "base" else {}),
                                   model_max_length=plan.data.model_max_length,
                                   tokenization=plan.data.tokenization)
 

@@ -82,3 +82,34 @@ def test_the_templates_are_saved_with_the_tokenizer(fused, tmp_path):
     messages = CONVERSATIONS[0]
     assert tokenizer.apply_chat_template(messages, tokenize=False) == \
         processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+          "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
+
+def test_template_base_prompts_with_the_base_lms_own_template_and_labels_answers_only(tmp_path):
+    from llavidal_core.processing import LlavidalProcessor
+    from llavidal_core.testing.tiny_models import build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    tokenizer.chat_template = CHATML
+    processor = LlavidalProcessor(tokenizer, TINY_CUES, template="base", inference_template="base")
+    messages = [{"role": "user", "content": [{"type": "video", "features": VIDEO}, {"type": "text", "text": "Why?"}]},
+                {"role": "assistant", "content": "Thirsty."}]
+    assert processor.apply_chat_template(messages, tokenize=False) == \
+        "<|im_start|>user\n<video>\nWhy?<|im_end|>\n<|im_start|>assistant\nThirsty.<|im_end|>\n"
+    batch = processor.apply_chat_template(messages)
+    answer = batch["input_ids"][0][batch["labels"][0] != -100]
+    segments = processor.template.segments(parse_messages(messages, TINY_CUES).turns)
+    assert [(segment.text, segment.is_answer) for segment in segments] == [
+        ("<|im_start|>user\n<video>\nWhy?<|im_end|>\n<|im_start|>assistant\n", False), ("Thirsty.<|im_end|>\n", True)]
+    assert answer.tolist() == processor.tokenizer("Thirsty.<|im_end|>\n", add_special_tokens=False)["input_ids"]
+    prompt = processor.apply_chat_template(messages[:1], add_generation_prompt=True, tokenize=False)
+    assert prompt.endswith("<|im_start|>assistant\n")
+    processor.save_pretrained(tmp_path)
+    loaded = LlavidalProcessor.from_pretrained(tmp_path)
+    assert loaded.apply_chat_template(messages, tokenize=False) == processor.apply_chat_template(messages, tokenize=False)
+    assert loaded.tokenizer.chat_template["default"] == CHATML
+    with pytest.raises(ValueError, match="has none"):
+        LlavidalProcessor(build_tiny_tokenizer(), TINY_CUES, template="base")
