@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PLUGIN_DIRS := $(patsubst %/pyproject.toml,%,$(wildcard plugins/*/pyproject.toml))
 
-.PHONY: install test demo clean
+.PHONY: install test demo clean lmms-eval
 
 install: $(VENV)/.installed
 
@@ -14,7 +14,19 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(BIN)/python -m pip install --quiet -e '.[train,web,test]' $(foreach dir,$(PLUGIN_DIRS),-e $(dir))
 	touch $@
 
-test: install
+# lmms-eval's evaluator in a folder of its own (its full requirements would downgrade av and protobuf in the
+# venv); the llavidal adapter's test runs it with PYTHONPATH=$(LMMS_EVAL_SITE)
+LMMS_EVAL_SITE := $(VENV)/lmms-eval-site
+LMMS_EVAL_REQUIREMENTS := plugins/lmms_eval/lmms-eval-requirements.txt
+
+lmms-eval: $(LMMS_EVAL_SITE)/.installed
+
+$(LMMS_EVAL_SITE)/.installed: $(LMMS_EVAL_REQUIREMENTS) | $(VENV)/.installed
+	rm -rf $(LMMS_EVAL_SITE)
+	$(BIN)/python -m pip install --quiet --no-deps --target $(LMMS_EVAL_SITE) -r $(LMMS_EVAL_REQUIREMENTS)
+	touch $@
+
+test: install lmms-eval
 	$(BIN)/python -m pytest
 
 demo: install

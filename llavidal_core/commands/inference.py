@@ -8,7 +8,7 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
-from llavidal_core.errors import LlavidalError
+from llavidal_core.errors import LlavidalError, UsageError
 from llavidal_core.hookspecs import hookimpl
 from llavidal_core.model_location import hub_failures_named, model_location
 from llavidal_core.video_ids import is_video_path
@@ -213,16 +213,73 @@ def run_chat(args: argparse.Namespace) -> int:
     return 0
 
 
+WEB_PORT, API_PORT = 7860, 8000
+DEFAULT_MAX_UPLOAD_MB = 200  # for --help; VideoSources' default, which a test keeps equal
+
+
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser, with_video=False)
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: localhost only)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--examples", type=Path, metavar="DIR", help="offer the videos in DIR as examples")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only; another address is "
+                             "reachable from other machines)")
+    parser.add_argument("--port", type=int, help=f"default: {WEB_PORT} (web demo), {API_PORT} (--api)")
+    parser.add_argument("--examples", type=Path, metavar="DIR", help="offer the videos in DIR as examples (web demo)")
+    api = parser.add_argument_group(
+        "OpenAI-compatible API", "--api serves /v1/chat/completions (streaming too) and /v1/models instead of the "
+        "web demo; a video is a content part {\"type\": \"video_url\", \"video_url\": {\"url\": ...}} whose URL is a "
+        "path or file:// URL under --api-allowed-dir, a data:video/...;base64 upload, or an http(s) URL from "
+        "--api-allowed-host. --max-new-tokens, --temperature, --top-p and --stop are the defaults of requests "
+        "that do not set them.")
+    api.add_argument("--api", action="store_true", help="serve the OpenAI-compatible API instead of the web demo")
+    api.add_argument("--api-allowed-dir", action="append", default=[], type=Path, metavar="DIR",
+                     help="clients may name video files under DIR (repeatable; default: none, local paths are "
+                          "refused)")
+    api.add_argument("--api-allowed-host", action="append", default=[], metavar="HOST",
+                     help="download http(s) video URLs from HOST (repeatable; default: none, URLs are refused)")
+    api.add_argument("--api-max-upload-mb", type=float, metavar="MB",
+                     help=f"largest uploaded or downloaded video (default: {DEFAULT_MAX_UPLOAD_MB})")
+    api.add_argument("--api-model-name", metavar="NAME",
+                     help="the model id clients send and /v1/models lists (default: MODEL as given)")
+
+
+def check_serve_options(args: argparse.Namespace) -> None:
+    """Refuse options of the other mode: API options without ``--api``, ``--examples`` with it."""
+    if args.api and args.examples is not None:
+        raise UsageError("--examples is for the web demo; with --api clients send their own videos")
+    given = [flag for flag, value in (("--api-allowed-dir", args.api_allowed_dir),
+                                      ("--api-allowed-host", args.api_allowed_host),
+                                      ("--api-max-upload-mb", args.api_max_upload_mb),
+                                      ("--api-model-name", args.api_model_name)) if value]
+    if given and not args.api:
+        raise UsageError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for the API server: add --api")
+    if args.api_max_upload_mb is not None and not args.api_max_upload_mb > 0:
+        raise UsageError(f"--api-max-upload-mb must be positive, got {args.api_max_upload_mb:g}")
+
+
+def run_serve_api(args: argparse.Namespace) -> int:
+    from llavidal_core.inference.openai_api import ApiOptions, VideoSources, serve_api
+    from llavidal_core.inference.openai_api.media import MB
+
+    limit = {} if args.api_max_upload_mb is None else {"max_upload_bytes": int(args.api_max_upload_mb * MB)}
+    videos = VideoSources(allowed_dirs=args.api_allowed_dir, allowed_hosts=args.api_allowed_host, **limit)
+    pipeline = load_pipeline(args)
+    name = args.api_model_name or args.model
+    options = ApiOptions(model_name=name, videos=videos, settings=pipeline.settings.with_overrides(**settings_of(args)))
+    port = API_PORT if args.port is None else args.port
+    print(f"llavidal: serving {args.model} as {name!r} at http://{args.host}:{port}/v1 (OpenAI-compatible; "
+          "Ctrl+C stops)", file=sys.stderr)
+    serve_api(pipeline, options, host=args.host, port=port,
+              log_level="warning" if getattr(args, "cli_verbosity", 0) < 0 else "info")
+    return 0
 
 
 def run_serve(args: argparse.Namespace) -> int:
+    check_serve_options(args)
+    if args.api:
+        return run_serve_api(args)
     from llavidal_core.inference.web import serve
 
+    args.port = WEB_PORT if args.port is None else args.port
     examples = []
     if args.examples is not None:
         if not args.examples.is_dir():
@@ -239,4 +296,5 @@ def llavidal_register_commands(register):
     register(("ask",), help="answer one question about a video", add_arguments=add_ask_arguments, run=run_ask)
     register(("chat",), help="talk about a video, turn after turn (reads questions from stdin)",
              add_arguments=add_model_arguments, run=run_chat)
-    register(("serve",), help="start the web demo on localhost", add_arguments=add_serve_arguments, run=run_serve)
+    register(("serve",), help="start the web demo on localhost (--api: an OpenAI-compatible API instead)",
+             add_arguments=add_serve_arguments, run=run_serve)
