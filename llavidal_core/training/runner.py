@@ -239,6 +239,10 @@ def push_output_folder(folder: Path, hub: Any, stage: str) -> None:
     """Upload a stage's saved output (not its checkpoints or logs) to ``hub.repo_id`` in one commit."""
     from huggingface_hub import HfApi
 
+    from llavidal_core.hub import update_model_card
+
+    if (folder / "config.json").is_file():  # the card names the repo it is uploaded to (title, snippets)
+        update_model_card(folder, repo_id=hub.repo_id)
     api = HfApi()
     api.create_repo(hub.repo_id, private=hub.private, exist_ok=True)
     api.upload_folder(repo_id=hub.repo_id, folder_path=str(folder), revision=hub.revision,

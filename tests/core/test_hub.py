@@ -159,3 +159,21 @@ def test_push_to_hub_uploads_model_processor_and_card(fused, monkeypatch):
     assert adapter["files"] == ["README.md", "adapter.safetensors", "config.json"]
     assert 'from_adapter("org/tiny-llavidal-adapter")' in adapter["card"]
     assert processor_only["files"] == [*templates, "processor_config.json", "tokenizer.json", "tokenizer_config.json"]
+
+
+def test_a_training_run_uploads_a_card_that_names_its_repo(fused, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from huggingface_hub import HfApi, ModelCard
+
+    from llavidal_core.training.runner import push_output_folder
+
+    model, processor = fused
+    model.save_pretrained(tmp_path, processor=processor)
+    uploaded = {}
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kwargs: None)
+    monkeypatch.setattr(HfApi, "upload_folder", lambda self, **kwargs: uploaded.update(
+        kwargs, card=(Path(kwargs["folder_path"]) / "README.md").read_text()))
+    push_output_folder(tmp_path, SimpleNamespace(repo_id="org/run-7", private=True, revision=None), "main")
+    assert uploaded["repo_id"] == "org/run-7"
+    assert ModelCard(uploaded["card"]).data.model_name == "org/run-7" and 'from_pretrained("org/run-7")' in uploaded["card"]
