@@ -100,3 +100,58 @@ def test_the_five_steps_from_ntu_clips_to_a_training_file(tmp_path, ntu_layout, 
         assert main(step) == 0, step[:2]
     assert {path: path.stat().st_mtime_ns for path in written} == written
     assert {name: next(tmp_path.rglob(name)).read_text() for name in merged} == contents
+
+    # llavidal train takes the instruction file as it is, with video features of the stitched videos
+    import llavidal_video.plugin
+    from llavidal_core.testing.tiny_models import save_tiny_causal_lm
+    from llavidal_core.training.recipe import recipe_from_dict
+    from llavidal_core.training.runner import run_recipe
+    from llavidal_video.testing.videos import save_tiny_clip_vision
+
+    llavidal_plugins.register(llavidal_video.plugin, name="video", distribution="llavidal-video", version="0.1.0")
+    clip = save_tiny_clip_vision(tmp_path / "clip", num_hidden_layers=2)
+    assert main(["extract", "video", str(tmp_path / "stitched"), "--out", str(tmp_path / "features"), "--model",
+                 str(clip), "--num-frames", "2", "--pool", "spatial", "--pool-stride", "16", "--workers", "0"]) == 0
+    recipe = recipe_from_dict({
+        "output_dir": str(tmp_path / "run"),
+        "model": {"base": str(save_tiny_causal_lm(tmp_path / "llm")), "dtype": "float32"},
+        "cues": [{"name": "video", "features": str(tmp_path / "features"), "spec": {"feature_dim": 32, "num_tokens": 2}}],
+        "data": {"train": str(tmp_path / "qa" / "adlx_QAs_for_training.json"), "model_max_length": 512},
+        "train": {"trainable": ["projectors"], "max_steps": 1, "batch_size": 2, "precision": "fp32",
+                  "save": "adapter", "logging_steps": 1},
+    })
+    (output,) = run_recipe(recipe)
+    assert (output / "adapter.safetensors").is_file()
+
+
+def test_a_killed_caption_run_resumes_without_redoing_finished_videos(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from llavidal_object.testing import save_tiny_blip2
+
+    blip2 = save_tiny_blip2(tmp_path / "blip2", answer_word="cup")
+    ids = [f"00{i}_video_001" for i in range(8)]
+    for seed, video_id in enumerate(ids):
+        write_clip(tmp_path / "stitched" / f"{video_id}.mp4", frames=24, fps=4, seed=seed)
+    out = tmp_path / "captions"
+    command = ["curate", "caption", str(tmp_path / "stitched"), "--out", str(out), "--model", str(blip2),
+               "--device", "cpu", "--dtype", "float32", "--max-new-tokens", "2", "--no-progress"]
+    env = dict(os.environ, LLAVIDAL_LOAD_PLUGINS="llavidal-curate", OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-m", "llavidal_core", *command], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not any(out.glob("*_video_001.json")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)  # killed as soon as its first video is written
+    process.wait()
+    finished = {path: path.stat().st_mtime_ns for path in out.glob("*_video_001.json")}
+    assert 0 < len(finished) < len(ids), "the run must be killed part-way"
+
+    assert main(command) == 0
+    assert sorted(path.stem for path in out.glob("*_video_001.json")) == ids
+    assert {path: path.stat().st_mtime_ns for path in finished} == finished  # finished videos were not redone
+    assert not [path for path in out.rglob("*") if ".tmp" in path.name]
