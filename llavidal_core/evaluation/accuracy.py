@@ -22,18 +22,23 @@ class Accuracy:
         return values
 
 
+def bootstrap_interval(values: Sequence[float], resamples: int = BOOTSTRAP_RESAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> tuple[float, tuple[float, float]]:
+    """``(mean, (low, high))``: the mean of ``values`` and the 2.5/97.5 percentiles of its bootstrap
+    distribution (seeded: reproducible). The caller checks ``values`` is not empty."""
+    n = len(values)
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(values, k=n)) / n for _ in range(resamples))
+    return sum(values) / n, (means[int(0.025 * (resamples - 1))], means[int(round(0.975 * (resamples - 1)))])
+
+
 def bootstrap_accuracy(correct: Sequence[bool], resamples: int = BOOTSTRAP_RESAMPLES,
                        seed: int = BOOTSTRAP_SEED) -> Accuracy:
-    """Mean of ``correct`` and the 2.5/97.5 percentiles of its bootstrap distribution (seeded: reproducible)."""
-    n = len(correct)
-    if n == 0:
+    """Share of ``correct`` answers with its seeded 95% bootstrap interval (`bootstrap_interval`)."""
+    if not correct:
         raise ValueError("no answers to score")
-    hits = [bool(c) for c in correct]
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(hits, k=n)) / n for _ in range(resamples))
-    low = means[int(0.025 * (resamples - 1))]
-    high = means[int(round(0.975 * (resamples - 1)))]
-    return Accuracy(sum(hits) / n, (low, high), n)
+    accuracy, ci95 = bootstrap_interval([1.0 if c else 0.0 for c in correct], resamples, seed)
+    return Accuracy(accuracy, ci95, len(correct))
 
 
 def accuracy_report(correct_by_task: Mapping[str, Sequence[bool]]) -> dict[str, Accuracy]:

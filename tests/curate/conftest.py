@@ -8,6 +8,11 @@ import pytest
 from ntu_bodies import make_body  # noqa: F401 - the fixtures' tests import it from there
 
 
+@pytest.fixture(autouse=True)
+def single_threaded(one_torch_thread):
+    """Tiny models gain nothing from threads, and the CPU is shared."""
+
+
 @pytest.fixture
 def ntu_layout(tmp_path):
     """``(videos, skeletons, write)``: ``write(name, bodies, num_frames)`` writes a 160x120 clip and its skeleton."""

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from llavidal_core.cli import main
 from llavidal_curate.captions import caption_frame_indices
@@ -17,14 +16,6 @@ from text_fixtures import register_text_plugin, write_clip
 @pytest.fixture(autouse=True)
 def text_commands(llavidal_plugins):
     register_text_plugin(llavidal_plugins)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

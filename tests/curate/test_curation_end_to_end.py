@@ -8,7 +8,6 @@ import json
 import numpy as np
 
 import pytest
-import torch
 
 from llavidal_core.cli import main
 from llavidal_core.data.instructions import read_instruction_file
@@ -18,10 +17,6 @@ from text_fixtures import DESCRIPTION_REPLY, QA_REPLY, register_text_plugin, sav
 @pytest.fixture(autouse=True)
 def text_commands(llavidal_plugins):
     register_text_plugin(llavidal_plugins)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_caption_describe_qa_chain_gives_a_training_file(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from llavidal_core.cli import main
 from llavidal_core.data.instructions import read_instruction_file
@@ -21,14 +20,6 @@ IDS = ("001_video_001", "001_video_002")
 @pytest.fixture(autouse=True)
 def text_commands(llavidal_plugins):
     register_text_plugin(llavidal_plugins)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
