@@ -341,12 +341,13 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
         sample's rows are repeated ``expand_size`` times, next to it, as its ``input_ids`` are (a ``[B, rows,
         dim]`` batch along dim 0; the ``[rows, dim]`` of a single sample as a whole)."""
         cue_inputs = {key: model_kwargs.pop(key) for key in CUE_INPUTS if model_kwargs.get(key) is not None}
+        if expand_size > 1 and input_ids is not None:
+            for key, per_cue in cue_inputs.items():
+                cue_inputs[key] = {cue: _repeat_per_sample(value, expand_size, self.cue_patch_mask(input_ids, cue))
+                                   for cue, value in per_cue.items()}
         input_ids, model_kwargs = super()._expand_inputs_for_generation(
             expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs)
-        for key, per_cue in cue_inputs.items():
-            if expand_size > 1:
-                per_cue = {cue: _repeat_per_sample(value, expand_size) for cue, value in per_cue.items()}
-            model_kwargs[key] = per_cue
+        model_kwargs.update(cue_inputs)
         return input_ids, model_kwargs
 
     def prepare_inputs_for_generation(self, *args, inputs_embeds: torch.Tensor | None = None,
@@ -422,14 +423,19 @@ class LlavidalForConditionalGeneration(LlavidalPreTrainedModel, GenerationMixin)
         projector.fit(mean.to(projector.feature_mean.device), std.to(projector.feature_std.device))
 
 
-def _repeat_per_sample(features: Any, times: int) -> Any:
-    """``[B, rows, ...]`` → ``[B * times, rows, ...]`` (each sample repeated next to itself); ``[rows, dim]``
-    (one sample) → ``[rows * times, dim]``; None stays None."""
+def _repeat_per_sample(features: Any, times: int, patch_positions: torch.Tensor) -> Any:
+    """One cue's features (or mask) for ``times`` copies of each sample, next to each other, as transformers
+    expands ``input_ids``: ``[B, rows, ...]`` along dim 0; ``[rows, dim]`` (every sample's rows in reading
+    order) split by each sample's patch positions (``patch_positions``: ``[B, seq]`` bool) and each part
+    repeated. None stays None."""
     if features is None:
         return None
     features = as_feature_tensor(features, "cue features")
     if features.ndim == 2 and features.dtype != torch.bool:
-        return features.repeat(times, 1)
+        counts = patch_positions.sum(dim=1).tolist()
+        if sum(counts) != features.shape[0]:  # the splice names the mismatch; keep the rows as they are
+            return features
+        return torch.cat([part for part in features.split(counts) for _ in range(times)])
     return features.repeat_interleave(times, dim=0)
 
 

@@ -302,3 +302,23 @@ def test_beam_search_and_several_sequences_expand_every_cue(options):
     sequences = 2 * options.get("num_return_sequences", 1)
     assert fused.shape[0] == by_hand.shape[0] == sequences
     assert fused.tolist() == by_hand.tolist()
+
+
+def test_beam_search_with_the_rows_of_several_samples_in_one_tensor():
+    model, processor = build_tiny_llavidal((TINY_VIDEO,))
+    features = [{"video": random_cue_features(TINY_VIDEO, seed=i)} for i in range(2)]
+    batch = processor([conversation("<video>", answer=None)] * 2, features, add_generation_prompt=True)
+    settings = dict(max_new_tokens=4, do_sample=False, num_beams=2, num_return_sequences=2,
+                    pad_token_id=processor.tokenizer.pad_token_id)
+    prefills = []  # the embeddings each beam starts from: the features must follow their own sample
+    hook = model.language_model.register_forward_pre_hook(
+        lambda module, args, kwargs: prefills.append(kwargs["inputs_embeds"].clone())
+        if kwargs["inputs_embeds"].shape[1] > 1 else None, with_kwargs=True)
+    stacked = model.generate(**batch, **settings)
+    flat = {"video": batch["cue_features"]["video"].reshape(-1, TINY_VIDEO.feature_dim)}  # reading order
+    assert torch.equal(model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                      cue_features=flat, **settings), stacked)
+    hook.remove()
+    assert len(prefills) == 2 and prefills[0].shape[0] == 4
+    assert not torch.equal(prefills[0][0], prefills[0][2])  # the two samples differ, so a mix-up would show
+    assert torch.equal(prefills[1], prefills[0])
